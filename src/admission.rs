@@ -1,0 +1,187 @@
+//! Routes a validation payload to the decision for its kind. Pure but for the `Cluster` it is given.
+
+use kubewarden_policy_sdk::request::KubernetesAdmissionRequest;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::decision::Decision;
+use crate::dittoserver;
+use crate::settings::Settings;
+
+const DITTOFS_GROUP: &str = "dittofs.dittofs.com";
+
+/// The `validate` payload: the admission request and the policy settings.
+#[derive(Deserialize)]
+struct Payload {
+    request: KubernetesAdmissionRequest,
+    #[serde(default)]
+    settings: Option<Value>,
+}
+
+/// Decides on a raw `validate` payload. Malformed input is rejected with a message, never an error.
+pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
+    let payload: Payload = match serde_json::from_slice(payload) {
+        Ok(payload) => payload,
+        Err(error) => return Decision::reject(format!("malformed validation request: {error}")),
+    };
+    let settings = match payload.settings {
+        None | Some(Value::Null) => Settings::default(),
+        Some(raw) => match serde_json::to_vec(&raw)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| Settings::parse(&raw))
+        {
+            Ok(settings) => settings,
+            Err(message) => return Decision::reject(format!("policy misconfigured: {message}")),
+        },
+    };
+    decide(&payload.request, &settings, cluster)
+}
+
+/// Decides on one admission request.
+pub fn decide(
+    request: &KubernetesAdmissionRequest,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Decision {
+    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
+        return Decision::accept();
+    }
+    let namespace = request_namespace(request);
+    match (request.kind.group.as_str(), request.kind.kind.as_str()) {
+        (DITTOFS_GROUP, "DittoServer") => {
+            dittoserver::review::review(&request.object, namespace, settings, cluster)
+        }
+        _ => Decision::accept(),
+    }
+}
+
+/// The request's namespace, or the object's when the request omits it.
+fn request_namespace(request: &KubernetesAdmissionRequest) -> &str {
+    if request.namespace.is_empty() {
+        request
+            .object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    } else {
+        &request.namespace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::fake::FakeCluster;
+    use crate::decision::Verdict;
+    use serde_json::json;
+
+    fn payload(kind: Value, operation: &str, object: Value, settings: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "request": {"uid": "1", "kind": kind, "operation": operation, "namespace": "ns", "object": object},
+            "settings": settings,
+        }))
+        .expect("json")
+    }
+
+    fn ditto_kind() -> Value {
+        json!({"group": DITTOFS_GROUP, "version": "v1alpha1", "kind": "DittoServer"})
+    }
+
+    fn bad_ditto() -> Value {
+        json!({"metadata": {"name": "d"}, "spec": {"s3": {"region": "NOPE"}}})
+    }
+
+    #[test]
+    fn malformed_payloads_are_rejected_with_a_message() {
+        let cluster = FakeCluster::default();
+        for raw in [
+            &b"not json"[..],
+            b"",
+            b"{}",
+            b"[]",
+            br#"{"request": 5}"#,
+            br#"{"request": {"kind": "x"}}"#,
+        ] {
+            let decision = decide_payload(raw, &cluster);
+            let Verdict::Reject(message) = decision.verdict else {
+                panic!("{raw:?} accepted")
+            };
+            assert!(
+                message.starts_with("malformed validation request"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_settings_at_evaluation_reject() {
+        let raw = payload(
+            ditto_kind(),
+            "CREATE",
+            bad_ditto(),
+            json!({"secretCheck": "sometimes"}),
+        );
+        let decision = decide_payload(&raw, &FakeCluster::default());
+        let Verdict::Reject(message) = decision.verdict else {
+            panic!("accepted")
+        };
+        assert!(
+            message
+                .starts_with("policy misconfigured: invalid settings: unknown variant `sometimes`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn dittoservers_are_reviewed_on_create_and_update_only() {
+        let cluster = FakeCluster::default();
+        for (operation, rejected) in [
+            ("CREATE", true),
+            ("UPDATE", true),
+            ("DELETE", false),
+            ("CONNECT", false),
+        ] {
+            let decision = decide_payload(
+                &payload(ditto_kind(), operation, bad_ditto(), json!({})),
+                &cluster,
+            );
+            assert_eq!(
+                matches!(decision.verdict, Verdict::Reject(_)),
+                rejected,
+                "{operation}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_kinds_pass_untouched_without_lookups() {
+        let cluster = FakeCluster::default();
+        let kinds = [
+            json!({"group": "", "version": "v1", "kind": "ConfigMap"}),
+            json!({"group": "other.io", "version": "v1", "kind": "DittoServer"}),
+        ];
+        for kind in kinds {
+            let decision =
+                decide_payload(&payload(kind, "CREATE", bad_ditto(), json!({})), &cluster);
+            assert_eq!(decision, Decision::accept());
+        }
+        assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn namespace_falls_back_to_the_object() {
+        let raw = serde_json::to_vec(
+            &json!({"request": {"kind": ditto_kind(), "operation": "CREATE",
+            "object": {"metadata": {"name": "d", "namespace": "objns"},
+                       "spec": {"s3": {"credentialsSecretRef": {"secretName": "creds"}}}}}}),
+        )
+        .expect("json");
+        let cluster = FakeCluster::default();
+        decide_payload(&raw, &cluster);
+        assert_eq!(
+            *cluster.lookups.borrow(),
+            ["Secret \"creds\" in namespace \"objns\""]
+        );
+    }
+}
