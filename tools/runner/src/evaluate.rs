@@ -1,0 +1,218 @@
+//! Loading a policy module and evaluating requests the way kwctl and policy-server do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wapc::WapcHost;
+use wasmtime_provider::{WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
+
+use crate::host::Host;
+use crate::metadata::{self, EmbeddedMetadata};
+
+/// A compiled module, ready to be instantiated once per request (as policy-server does).
+pub struct Policy {
+    pre: WasmtimeEngineProviderPre,
+    pub metadata: Option<EmbeddedMetadata>,
+}
+
+impl Policy {
+    pub fn load(module: &[u8]) -> Result<Self> {
+        let metadata = metadata::read_embedded(module)
+            .context("cannot read the module's embedded metadata")?
+            .map(serde_json::from_value)
+            .transpose()
+            .context("the module's embedded metadata is malformed")?;
+        let pre = WasmtimeEngineProviderBuilder::new()
+            .module_bytes(module)
+            .wasi_params(wapc::WasiParams::default())
+            .build_pre()
+            .map_err(|e| anyhow!("cannot compile the module: {e}"))?;
+        Ok(Self { pre, metadata })
+    }
+
+    /// A fresh instance whose host calls go to `host`.
+    pub fn instantiate(&self, host: Arc<Host>) -> Result<WapcHost> {
+        let provider = self
+            .pre
+            .rehydrate(None)
+            .map_err(|e| anyhow!("cannot instantiate the module: {e}"))?;
+        WapcHost::new(
+            Box::new(provider),
+            Some(Box::new(
+                move |_id, binding: &str, namespace: &str, operation: &str, payload: &[u8]| {
+                    host.call(binding, namespace, operation, payload)
+                },
+            )),
+        )
+        .map_err(|e| anyhow!("cannot initialise the module: {e}"))
+    }
+
+    /// Mutations are refused only when embedded metadata says `mutating: false`.
+    pub fn allows_mutation(&self) -> bool {
+        self.metadata.as_ref().is_none_or(|m| m.mutating)
+    }
+}
+
+#[derive(Deserialize)]
+struct SettingsVerdict {
+    valid: bool,
+    message: Option<String>,
+}
+
+/// Runs the guest's `validate_settings`; `Err` carries the message to show.
+pub fn validate_settings(instance: &WapcHost, settings: &Value) -> Result<(), String> {
+    let answer = instance
+        .call(
+            "validate_settings",
+            &serde_json::to_vec(settings).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("validate_settings failed: {e}"))?;
+    let verdict: SettingsVerdict = serde_json::from_slice(&answer)
+        .map_err(|e| format!("validate_settings answered something unreadable: {e}"))?;
+    if verdict.valid {
+        Ok(())
+    } else {
+        Err(verdict.message.unwrap_or_default())
+    }
+}
+
+/// The guest's answer to `validate` (SDK ValidationResponse, snake_case).
+#[derive(Deserialize)]
+struct GuestResponse {
+    accepted: bool,
+    message: Option<String>,
+    code: Option<u16>,
+    mutated_object: Option<Value>,
+    audit_annotations: Option<HashMap<String, String>>,
+    warnings: Option<Vec<String>>,
+}
+
+/// Kubernetes AdmissionResponse, serialised exactly like kwctl prints it.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    pub audit_annotations: Option<HashMap<String, String>>,
+    pub warnings: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+}
+
+impl AdmissionResponse {
+    fn reject(uid: &str, message: String, code: Option<u16>) -> Self {
+        Self {
+            uid: uid.to_owned(),
+            allowed: false,
+            patch_type: None,
+            patch: None,
+            status: Some(Status {
+                message: Some(message),
+                code,
+            }),
+            audit_annotations: None,
+            warnings: None,
+        }
+    }
+}
+
+/// A bare AdmissionRequest, or the `request` of an AdmissionReview.
+pub fn admission_request(input: Value) -> Value {
+    match input {
+        Value::Object(mut review)
+            if review.get("kind").and_then(Value::as_str) == Some("AdmissionReview") =>
+        {
+            review.remove("request").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+/// Evaluates one request; guest errors and traps become code 500, as in policy-server.
+pub fn evaluate(
+    instance: &WapcHost,
+    request: &Value,
+    settings: &Value,
+    allow_mutation: bool,
+) -> AdmissionResponse {
+    let uid = request
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let payload = serde_json::json!({"request": request, "settings": settings});
+    let answer = match instance.call("validate", payload.to_string().as_bytes()) {
+        Ok(answer) => answer,
+        Err(error) => {
+            return AdmissionResponse::reject(
+                uid,
+                format!("internal server error: {error}"),
+                Some(500),
+            );
+        }
+    };
+    let guest: GuestResponse = match serde_json::from_slice(&answer) {
+        Ok(guest) => guest,
+        Err(error) => {
+            return AdmissionResponse::reject(
+                uid,
+                format!("internal server error: unreadable policy response: {error}"),
+                Some(500),
+            );
+        }
+    };
+    let object = request.get("object").filter(|object| !object.is_null());
+    let patch = match (&guest.mutated_object, object) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return AdmissionResponse::reject(
+                uid,
+                "Incoming object is null, which happens only with DELETE operations, but the policy is attempting a mutation. This is not allowed".to_owned(),
+                None,
+            );
+        }
+        (Some(mutated), Some(object)) => {
+            let diff = json_patch::diff(object, mutated);
+            (!diff.0.is_empty()).then_some(diff)
+        }
+    };
+    if patch.is_some() && !allow_mutation {
+        return AdmissionResponse::reject(
+            uid,
+            "The policy attempted to mutate the request, but it is currently configured to not allow mutations.".to_owned(),
+            None,
+        );
+    }
+    let patch = patch.map(|diff| {
+        base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_string(&diff).unwrap_or_default())
+    });
+    let status = (guest.message.is_some() || guest.code.is_some()).then_some(Status {
+        message: guest.message,
+        code: guest.code,
+    });
+    AdmissionResponse {
+        uid: uid.to_owned(),
+        allowed: guest.accepted,
+        patch_type: patch.as_ref().map(|_| "JSONPatch".to_owned()),
+        patch,
+        status,
+        audit_annotations: guest.audit_annotations,
+        warnings: guest.warnings,
+    }
+}

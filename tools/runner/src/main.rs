@@ -1,0 +1,232 @@
+//! policy-runner: runs Kubewarden waPC policies like `kwctl run`, `kwctl bench` and
+//! `kwctl annotate`, for machines where kwctl is not available.
+
+mod bench;
+mod evaluate;
+mod host;
+mod metadata;
+mod replay;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::evaluate::Policy;
+use crate::host::Host;
+use crate::replay::Replay;
+
+#[derive(Parser)]
+#[command(version, about = "Run Kubewarden waPC policies like kwctl")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate one admission request and print the AdmissionResponse as one JSON line.
+    Run(RunArgs),
+    /// Time `validate` with a fresh instance per request and on a warm instance.
+    Bench {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, default_value_t = 200)]
+        num_samples: usize,
+        #[arg(long, default_value_t = 20)]
+        warm_up_samples: usize,
+        /// Print one JSON object per mode instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed metadata (and the README as usage) into a module, like `kwctl annotate`.
+    Annotate {
+        #[arg(short = 'm', long = "metadata-path")]
+        metadata: PathBuf,
+        #[arg(short = 'u', long = "usage-path")]
+        usage: Option<PathBuf>,
+        #[arg(short = 'o', long = "output-path")]
+        output: PathBuf,
+        module: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// AdmissionRequest or AdmissionReview JSON file, or - for standard input.
+    #[arg(short = 'r', long)]
+    request_path: String,
+    #[arg(long, conflicts_with = "settings_path")]
+    settings_json: Option<String>,
+    /// Settings as a YAML or JSON file.
+    #[arg(short = 's', long)]
+    settings_path: Option<PathBuf>,
+    /// Grant the lookups the module's metadata lists under contextAwareResources.
+    #[arg(long)]
+    allow_context_aware: bool,
+    #[arg(long)]
+    replay_host_capabilities_interactions: Option<PathBuf>,
+    /// The policy module: a path or file:// URI.
+    module: String,
+}
+
+fn read_module(uri: &str) -> Result<Vec<u8>> {
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    std::fs::read(path).with_context(|| format!("cannot read module {path}"))
+}
+
+fn read_request(path: &str) -> Result<Value> {
+    let text = if path == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read request {path}"))?
+    };
+    let input =
+        serde_json::from_str(&text).with_context(|| format!("request {path} is not JSON"))?;
+    Ok(evaluate::admission_request(input))
+}
+
+fn read_settings(args: &RunArgs) -> Result<Value> {
+    if let Some(json) = &args.settings_json {
+        return serde_json::from_str(json).context("--settings-json is not JSON");
+    }
+    match &args.settings_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let settings: Option<Value> = serde_yaml::from_str(&text)
+                .with_context(|| format!("{} is not YAML", path.display()))?;
+            Ok(settings.unwrap_or_else(|| Value::Object(Default::default())))
+        }
+        None => Ok(Value::Object(Default::default())),
+    }
+}
+
+/// Everything `run` and `bench` share: the module, a host, the inputs, settings checked.
+struct Prepared {
+    policy: Policy,
+    host: Arc<Host>,
+    request: Value,
+    settings: Value,
+}
+
+fn prepare(args: &RunArgs, cycle_replay: bool) -> Result<Result<Prepared, String>> {
+    let policy = Policy::load(&read_module(&args.module)?)?;
+    let granted = match (&policy.metadata, args.allow_context_aware) {
+        (Some(metadata), true) => metadata.context_aware_resources.clone(),
+        (None, true) => {
+            eprintln!(
+                "warning: the module has no embedded metadata, so no lookups are granted (annotate it first)"
+            );
+            Vec::new()
+        }
+        (_, false) => Vec::new(),
+    };
+    let exchanges = match &args.replay_host_capabilities_interactions {
+        Some(path) => replay::load(path)?,
+        None => Vec::new(),
+    };
+    let host = Arc::new(Host::new(granted, Replay::new(exchanges, cycle_replay)));
+    let request = read_request(&args.request_path)?;
+    let settings = read_settings(args)?;
+    let checker = policy.instantiate(host.clone())?;
+    if let Err(message) = evaluate::validate_settings(&checker, &settings) {
+        return Ok(Err(message));
+    }
+    Ok(Ok(Prepared {
+        policy,
+        host,
+        request,
+        settings,
+    }))
+}
+
+fn annotate(
+    metadata_path: &Path,
+    usage: Option<&Path>,
+    output: &Path,
+    module_path: &Path,
+) -> Result<()> {
+    let text = std::fs::read_to_string(metadata_path)
+        .with_context(|| format!("cannot read {}", metadata_path.display()))?;
+    let metadata: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not YAML", metadata_path.display()))?;
+    metadata::validate(&metadata).map_err(|e| anyhow!("Metadata is invalid: {e}"))?;
+    let module = std::fs::read(module_path)
+        .with_context(|| format!("cannot read {}", module_path.display()))?;
+    let policy = Policy::load(&module)?;
+    let host = Arc::new(Host::new(Vec::new(), Replay::new(Vec::new(), false)));
+    let answer = policy
+        .instantiate(host)?
+        .call("protocol_version", &[])
+        .map_err(|e| anyhow!("cannot compute the policy's protocol version: {e}"))?;
+    let protocol_version: String = serde_json::from_slice(&answer)
+        .context("protocol_version answered something unreadable")?;
+    let usage = usage
+        .map(|path| {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        })
+        .transpose()?;
+    let metadata = metadata::complete(metadata, &protocol_version, usage)?;
+    std::fs::write(output, metadata::embed(&module, &metadata)?)
+        .with_context(|| format!("cannot write {}", output.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => prepare(&args, false).and_then(|prepared| match prepared {
+            Err(message) => Ok(Err(message)),
+            Ok(p) => {
+                let instance = p.policy.instantiate(p.host.clone())?;
+                let response = evaluate::evaluate(&instance, &p.request, &p.settings, p.policy.allows_mutation());
+                println!("{}", serde_json::to_string(&response)?);
+                Ok(Ok(()))
+            }
+        }),
+        Command::Bench { run, num_samples, warm_up_samples, json } => prepare(&run, true).and_then(|prepared| match prepared {
+            Err(message) => Ok(Err(message)),
+            Ok(p) => {
+                let input = bench::BenchInput {
+                    policy: &p.policy,
+                    host: p.host.clone(),
+                    request: &p.request,
+                    settings: &p.settings,
+                    samples: num_samples,
+                    warm_up: warm_up_samples,
+                };
+                for timing in bench::run(&input)? {
+                    if json {
+                        println!("{}", serde_json::to_string(&timing)?);
+                    } else {
+                        println!(
+                            "validate ({}): median {:.1} µs, p10 {:.1} µs, p90 {:.1} µs, {} samples",
+                            timing.mode, timing.median_us, timing.p10_us, timing.p90_us, timing.samples
+                        );
+                    }
+                }
+                Ok(Ok(()))
+            }
+        }),
+        Command::Annotate { metadata, usage, output, module } => {
+            annotate(&metadata, usage.as_deref(), &output, &module).map(Ok)
+        }
+    };
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(message)) => {
+            eprintln!("Provided settings are not valid: {message}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
