@@ -1,0 +1,52 @@
+# Kubewarden policy conventions, plus `demo` (build and evaluate the bundled samples)
+# and `runner` (the kwctl-compatible tool used where kwctl is not installed).
+
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+RUNNER_SOURCES := $(shell find tools/runner/src -name '*.rs') tools/runner/Cargo.toml Cargo.lock
+RUNNER := target/tool/policy-runner
+# kwctl when it is installed, else the bundled runner (same command line).
+KWCTL ?= $(shell command -v kwctl 2>/dev/null || echo $(RUNNER))
+
+.PHONY: all
+all: annotated-policy.wasm
+
+policy.wasm: $(SOURCES)
+	scripts/build-wasm.sh
+
+$(RUNNER): $(RUNNER_SOURCES)
+	cargo build --locked -p policy-runner --profile tool
+
+.PHONY: runner
+runner: $(RUNNER)
+
+annotated-policy.wasm: policy.wasm metadata.yml README.md $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
+	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+
+.PHONY: demo
+demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
+	KWCTL=$(KWCTL) scripts/demo.sh
+
+.PHONY: fmt
+fmt:
+	cargo fmt --all -- --check
+
+.PHONY: lint
+lint:
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+.PHONY: unit-tests
+unit-tests:
+	cargo test --locked --workspace
+
+.PHONY: e2e-tests
+e2e-tests: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
+	KWCTL=$(KWCTL) bats e2e.bats
+
+# Every check: formatting, lints, unit tests, end-to-end tests through the compiled module.
+.PHONY: test
+test: fmt lint unit-tests e2e-tests
+
+.PHONY: clean
+clean:
+	cargo clean
+	rm -f policy.wasm annotated-policy.wasm

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Evaluates the bundled sample requests with the annotated module and prints, for each,
+# the verdict, the message, the warnings and the decoded JSON Patch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KWCTL=${KWCTL:-$(command -v kwctl || echo target/tool/policy-runner)}
+MODULE=${MODULE:-annotated-policy.wasm}
+
+# description | request | replay session | settings
+samples=(
+  "Sample DittoServer, Secret complete|dittoserver-sample-create.json|session-secret-found.yml|{}"
+  "Sample DittoServer, Secret missing (default secretCheck: warn)|dittoserver-sample-create.json|session-secret-missing.yml|{}"
+  "Sample DittoServer, Secret missing, secretCheck: reject|dittoserver-sample-create.json|session-secret-missing.yml|{\"secretCheck\":\"reject\"}"
+  "Sample DittoServer, Secret incomplete|dittoserver-sample-create.json|session-secret-incomplete.yml|{}"
+  "Sample DittoServer, endpoint outside allowedEndpointHosts|dittoserver-sample-create.json|session-secret-aws-endpoint.yml|{\"allowedEndpointHosts\":[\"*.cubbit.eu\"]}"
+  "Sample DittoServer, policy-server may not read Secrets|dittoserver-sample-create.json|session-secret-denied.yml|{}"
+  "DittoServer whose secretName is not a DNS-1123 name|dittoserver-bad-secret-name.json|session-empty.yml|{}"
+  "DittoServer with region and bucket but no credentialsSecretRef|dittoserver-region-bucket-without-ref.json|session-empty.yml|{}"
+)
+
+for sample in "${samples[@]}"; do
+  IFS='|' read -r description request session settings <<<"$sample"
+  echo "== $description"
+  echo "   request: test_data/$request  session: test_data/$session  settings: $settings"
+  response=$("$KWCTL" run --request-path "test_data/$request" --settings-json "$settings" \
+    --allow-context-aware --replay-host-capabilities-interactions "test_data/$session" "$MODULE" 2>/dev/null)
+  jq -r '"   verdict: " + (if .allowed then "ACCEPTED" else "REJECTED" end)
+         + (if .status.message then "\n   message: " + .status.message else "" end)
+         + ((.warnings // []) | map("\n   warning: " + .) | join(""))' <<<"$response"
+  if [[ $(jq -r '.patch // empty' <<<"$response") ]]; then
+    echo "   patch:"
+    jq -r .patch <<<"$response" | base64 -d | jq -c '.[]' | sed 's/^/     /'
+  fi
+  echo
+done
