@@ -8,7 +8,12 @@
 // A panic in a policy is a trap, and a trap blocks the user's request: policy code may not panic.
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
