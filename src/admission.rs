@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::cluster::Cluster;
 use crate::decision::Decision;
 use crate::dittoserver;
-use crate::settings::Settings;
+use crate::settings::{Settings, WorkloadMode};
+use crate::workload::{self, WorkloadKind, WorkloadRequest};
 
 const DITTOFS_GROUP: &str = "dittofs.dittofs.com";
 
@@ -48,11 +49,24 @@ pub fn decide(
         return Decision::accept();
     }
     let namespace = request_namespace(request);
-    match (request.kind.group.as_str(), request.kind.kind.as_str()) {
+    let workload_kind = match (request.kind.group.as_str(), request.kind.kind.as_str()) {
         (DITTOFS_GROUP, "DittoServer") => {
-            dittoserver::review::review(&request.object, namespace, settings, cluster)
+            return dittoserver::review::review(&request.object, namespace, settings, cluster);
         }
-        _ => Decision::accept(),
+        ("", "Pod") => WorkloadKind::Pod,
+        ("apps", "StatefulSet") => WorkloadKind::StatefulSet,
+        _ => return Decision::accept(),
+    };
+    let workload_request = WorkloadRequest {
+        kind: workload_kind,
+        operation: &request.operation,
+        namespace,
+        object: &request.object,
+        old_object: &request.old_object,
+    };
+    match settings.workloads {
+        WorkloadMode::Inject => workload::inject(&workload_request, settings, cluster),
+        WorkloadMode::Verify => workload::verify(&workload_request, settings, cluster),
     }
 }
 
@@ -183,5 +197,59 @@ mod tests {
             *cluster.lookups.borrow(),
             ["Secret \"creds\" in namespace \"objns\""]
         );
+    }
+
+    fn dittofs_pod() -> Value {
+        json!({"metadata": {"name": "p", "labels": {"app": "dittofs-server", "instance": "d"}},
+               "spec": {"containers": [{"name": "dittofs"}]}})
+    }
+
+    fn owner_cluster() -> FakeCluster {
+        use crate::cluster::ObjectRef;
+        let ditto = json!({"metadata": {"name": "d"}, "spec": {"s3": {"credentialsSecretRef": {"secretName": "c"}}}});
+        let secret = json!({"data": {"accessKeyId": "RkFLRQ==", "secretAccessKey": "RkFLRQ=="}});
+        FakeCluster::default()
+            .with(ObjectRef::ditto_server("ns", "d"), Ok(ditto))
+            .with(ObjectRef::secret("ns", "c"), Ok(secret))
+    }
+
+    #[test]
+    fn pods_and_statefulsets_are_routed_by_group_and_kind() {
+        let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let decision = decide_payload(
+            &payload(pod_kind, "CREATE", dittofs_pod(), json!({})),
+            &owner_cluster(),
+        );
+        assert!(
+            matches!(decision.verdict, Verdict::Mutate(_)),
+            "{decision:?}"
+        );
+        // A Pod kind from another group is not a Pod.
+        let cluster = owner_cluster();
+        let other = json!({"group": "example.com", "version": "v1", "kind": "Pod"});
+        assert_eq!(
+            decide_payload(
+                &payload(other, "CREATE", dittofs_pod(), json!({})),
+                &cluster
+            ),
+            Decision::accept()
+        );
+        assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn verify_mode_never_mutates() {
+        let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let raw = payload(
+            pod_kind,
+            "CREATE",
+            dittofs_pod(),
+            json!({"workloads": "verify"}),
+        );
+        let decision = decide_payload(&raw, &owner_cluster());
+        let Verdict::Reject(message) = decision.verdict else {
+            panic!("expected rejection: {decision:?}")
+        };
+        assert!(message.contains("lacks AWS_ACCESS_KEY_ID"), "{message}");
     }
 }

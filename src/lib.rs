@@ -2,8 +2,8 @@
 //! wires S3 credentials into DittoFS pods.
 //!
 //! Layout: this file is the waPC shell; `admission` routes requests to pure decisions
-//! (`dittoserver`, `credentials`, `settings`, `naming`) which read the cluster only
-//! through the `cluster::Cluster` trait.
+//! (`dittoserver`, `workload`, `credentials`, `settings`, `naming`) which read the cluster
+//! only through the `cluster::Cluster` trait.
 
 // A panic in a policy is a trap, and a trap blocks the user's request: policy code may not panic.
 #![cfg_attr(
@@ -29,6 +29,7 @@ pub mod decision;
 pub mod dittoserver;
 pub mod naming;
 pub mod settings;
+pub mod workload;
 
 use cluster::HostCluster;
 use decision::Verdict;

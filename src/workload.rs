@@ -1,0 +1,581 @@
+//! DittoFS workloads (Pods and StatefulSet pod templates): which ones belong to a DittoServer,
+//! what their `dittofs` container and hash annotation should hold, and injecting it.
+
+pub mod env;
+
+use serde_json::{Map, Value};
+
+use crate::cluster::{Cluster, DITTOSERVER_API_VERSION, DITTOSERVER_KIND, LookupError, ObjectRef};
+use crate::credentials::{ConsumedCredentials, SecretData};
+use crate::decision::Decision;
+use crate::dittoserver::{CredentialsRef, parse_s3};
+use crate::settings::{OnEnvConflict, Settings};
+
+/// Labels the operator puts on DittoFS pods.
+const APP_LABEL: (&str, &str) = ("app", "dittofs-server");
+const INSTANCE_LABEL: &str = "instance";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Pod,
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pod => "Pod",
+            Self::StatefulSet => "StatefulSet",
+        }
+    }
+
+    /// Where the pod spec lives in the object.
+    fn pod_spec_path(self) -> &'static [&'static str] {
+        match self {
+            Self::Pod => &["spec"],
+            Self::StatefulSet => &["spec", "template", "spec"],
+        }
+    }
+
+    /// Where the pod metadata (and so the hash annotation) lives in the object.
+    fn pod_metadata_path(self) -> &'static [&'static str] {
+        match self {
+            Self::Pod => &["metadata"],
+            Self::StatefulSet => &["spec", "template", "metadata"],
+        }
+    }
+
+    fn containers_pointer(self) -> &'static str {
+        match self {
+            Self::Pod => "/spec/containers",
+            Self::StatefulSet => "/spec/template/spec/containers",
+        }
+    }
+
+    fn annotations_pointer(self) -> &'static str {
+        match self {
+            Self::Pod => "/metadata/annotations",
+            Self::StatefulSet => "/spec/template/metadata/annotations",
+        }
+    }
+}
+
+/// The named container of a workload, read-only.
+pub fn find_container<'v>(object: &'v Value, kind: WorkloadKind, name: &str) -> Option<&'v Value> {
+    object
+        .pointer(kind.containers_pointer())?
+        .as_array()?
+        .iter()
+        .find(|container| container.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// A pod annotation of a workload, read-only.
+pub fn pod_annotation<'v>(object: &'v Value, kind: WorkloadKind, key: &str) -> Option<&'v str> {
+    object
+        .pointer(kind.annotations_pointer())?
+        .get(key)?
+        .as_str()
+}
+
+/// The DittoServer a workload belongs to, or `None` for anything that is not DittoFS.
+/// StatefulSets by their controller ownerReference, Pods by the operator's labels.
+pub fn owning_dittoserver(kind: WorkloadKind, object: &Value) -> Option<&str> {
+    match kind {
+        WorkloadKind::Pod => {
+            let labels = object.pointer("/metadata/labels")?;
+            let app = labels.get(APP_LABEL.0).and_then(Value::as_str);
+            let instance = labels.get(INSTANCE_LABEL).and_then(Value::as_str);
+            instance.filter(|name| app == Some(APP_LABEL.1) && !name.is_empty())
+        }
+        WorkloadKind::StatefulSet => object
+            .pointer("/metadata/ownerReferences")?
+            .as_array()?
+            .iter()
+            .find(|owner| {
+                owner.get("controller").and_then(Value::as_bool) == Some(true)
+                    && owner.get("apiVersion").and_then(Value::as_str)
+                        == Some(DITTOSERVER_API_VERSION)
+                    && owner.get("kind").and_then(Value::as_str) == Some(DITTOSERVER_KIND)
+            })?
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty()),
+    }
+}
+
+/// A dotted field path for messages.
+fn dotted(path: &[&str]) -> String {
+    path.join(".")
+}
+
+/// Walks `path` through objects, creating missing ones when `create`; `Err` names the field
+/// that is not an object.
+fn object_at<'v>(
+    value: &'v mut Value,
+    path: &[&str],
+    create: bool,
+) -> Result<Option<&'v mut Map<String, Value>>, String> {
+    let mut current = value;
+    for (depth, key) in path.iter().enumerate() {
+        let map = current
+            .as_object_mut()
+            .ok_or_else(|| dotted(path.get(..depth).unwrap_or_default()))?;
+        if !map.contains_key(*key) {
+            if !create {
+                return Ok(None);
+            }
+            map.insert((*key).to_owned(), Value::Object(Map::new()));
+        }
+        current = map.get_mut(*key).ok_or_else(|| dotted(path))?;
+        if current.is_null() && create {
+            *current = Value::Object(Map::new());
+        }
+    }
+    current
+        .as_object_mut()
+        .map(Some)
+        .ok_or_else(|| dotted(path))
+}
+
+/// A container found in a workload: its index and its fields.
+type ContainerSlot<'v> = (usize, &'v mut Map<String, Value>);
+
+/// The named container of a workload; `Err` names a malformed field.
+fn container_mut<'v>(
+    object: &'v mut Value,
+    kind: WorkloadKind,
+    name: &str,
+) -> Result<Option<ContainerSlot<'v>>, String> {
+    let spec_path = kind.pod_spec_path();
+    let field = format!("{}.containers", dotted(spec_path));
+    let Some(spec) = object_at(object, spec_path, false)? else {
+        return Err(dotted(spec_path));
+    };
+    let containers = spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| field.clone())?;
+    for (index, container) in containers.iter_mut().enumerate() {
+        if container.get("name").and_then(Value::as_str) == Some(name) {
+            return container
+                .as_object_mut()
+                .map(|c| Some((index, c)))
+                .ok_or(format!("{field}[{index}]"));
+        }
+    }
+    Ok(None)
+}
+
+/// What the previous revision of a StatefulSet held, for carrying it over.
+struct Previous {
+    env: Vec<Value>,
+    hash: Option<String>,
+}
+
+fn previous(old_object: &Value, kind: WorkloadKind, settings: &Settings) -> Previous {
+    let env = find_container(old_object, kind, &settings.container_name)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .map(|env| env::managed_entries(env))
+        .unwrap_or_default();
+    let hash = pod_annotation(old_object, kind, &settings.hash_annotation).map(str::to_owned);
+    Previous { env, hash }
+}
+
+/// The request as the workload review needs it.
+pub struct WorkloadRequest<'a> {
+    pub kind: WorkloadKind,
+    pub operation: &'a str,
+    pub namespace: &'a str,
+    pub object: &'a Value,
+    pub old_object: &'a Value,
+}
+
+impl WorkloadRequest<'_> {
+    fn is_update(&self) -> bool {
+        self.operation == "UPDATE"
+    }
+
+    /// `Pod "name"`, falling back to generateName for pods not yet named.
+    fn describe(&self) -> String {
+        let metadata = self.object.get("metadata");
+        let name = metadata
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .or_else(|| {
+                metadata
+                    .and_then(|m| m.get("generateName"))
+                    .and_then(Value::as_str)
+            })
+            .unwrap_or("");
+        format!("{} \"{name}\"", self.kind.name())
+    }
+}
+
+/// The owning DittoServer's credentials, or why they cannot be known.
+enum Owner {
+    NoCredentials,
+    /// The credentials reference and the effective region.
+    Credentials(CredentialsRef, String),
+    Unreadable(String),
+}
+
+fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
+    match cluster.get(owner) {
+        Err(LookupError::NotFound) => Owner::Unreadable(format!("{owner} was not found")),
+        Err(error) => Owner::Unreadable(format!("cannot read {owner}: {error}")),
+        Ok(ditto) => match parse_s3(&ditto) {
+            Err(violations) => {
+                let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                Owner::Unreadable(format!(
+                    "{owner} has an invalid spec.s3 ({})",
+                    details.join("; ")
+                ))
+            }
+            Ok(Some(spec)) => match spec.credentials {
+                Some(credentials) => Owner::Credentials(credentials, spec.region),
+                None => Owner::NoCredentials,
+            },
+            Ok(None) => Owner::NoCredentials,
+        },
+    }
+}
+
+/// Why the credentials hash cannot be computed.
+pub struct HashUnavailable {
+    pub reason: String,
+    /// The Secret is missing or lacks a required entry: the container cannot start.
+    pub blocks_start: bool,
+}
+
+/// The credentials hash over the entries the container consumes.
+pub fn credentials_hash(
+    credentials: &CredentialsRef,
+    namespace: &str,
+    cluster: &dyn Cluster,
+) -> Result<String, HashUnavailable> {
+    let secret_ref = ObjectRef::secret(namespace, &credentials.secret_name);
+    let unavailable = |reason: String, blocks_start: bool| HashUnavailable {
+        reason,
+        blocks_start,
+    };
+    let secret = match cluster.get(secret_ref) {
+        Ok(secret) => secret,
+        Err(LookupError::NotFound) => {
+            return Err(unavailable(format!("{secret_ref} was not found"), true));
+        }
+        Err(error) => {
+            return Err(unavailable(
+                format!("cannot read {secret_ref}: {error}"),
+                false,
+            ));
+        }
+    };
+    let data = SecretData::from_object(&secret)
+        .map_err(|problem| unavailable(format!("cannot read {secret_ref}: {problem}"), false))?;
+    ConsumedCredentials::read(&data, &credentials.keys)
+        .map(|consumed| consumed.hash())
+        .map_err(|problems| {
+            let details: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            unavailable(
+                format!("{secret_ref} is incomplete: {}", details.join("; ")),
+                true,
+            )
+        })
+}
+
+/// Decides on a Pod CREATE or a StatefulSet CREATE/UPDATE in `inject` mode.
+pub fn inject(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Decision {
+    let Some(owner_name) = owning_dittoserver(request.kind, request.object) else {
+        return Decision::accept();
+    };
+    let pod_spec_is_mutable =
+        request.kind == WorkloadKind::StatefulSet || request.operation == "CREATE";
+    let being_deleted = request
+        .object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    if !pod_spec_is_mutable || being_deleted {
+        return Decision::accept();
+    }
+    let what = request.describe();
+    let owner = ObjectRef::ditto_server(request.namespace, owner_name);
+    match read_owner(owner, cluster) {
+        Owner::NoCredentials => Decision::accept(),
+        Owner::Unreadable(reason) if request.is_update() => {
+            let previous = previous(request.old_object, request.kind, settings);
+            let warning = format!(
+                "{reason}: kept the S3 credentials env and hash of the previous revision of {what}"
+            );
+            carry_over(request, settings, &previous).with_warnings(vec![warning])
+        }
+        Owner::Unreadable(reason) => Decision::accept().with_warnings(vec![format!(
+            "{reason}: S3 credentials were not injected into {what}"
+        )]),
+        Owner::Credentials(credentials, region) => {
+            let desired = env::desired(&credentials, &region);
+            let hash = credentials_hash(&credentials, request.namespace, cluster);
+            apply(request, settings, &owner, &desired, hash)
+        }
+    }
+}
+
+/// Writes the desired env and, when known, the hash; carries the old hash over on UPDATE.
+fn apply(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    owner: &ObjectRef<'_>,
+    desired: &[Value],
+    hash: Result<String, HashUnavailable>,
+) -> Decision {
+    let what = request.describe();
+    let malformed = |field: String| {
+        Decision::reject(format!(
+            "cannot inject S3 credentials into {what}: {field} is malformed"
+        ))
+    };
+    let mut object = request.object.clone();
+    let mut warnings = Vec::new();
+
+    let (index, container) =
+        match container_mut(&mut object, request.kind, &settings.container_name) {
+            Err(field) => return malformed(field),
+            Ok(None) => {
+                return Decision::accept().with_warnings(vec![format!(
+                    "container \"{}\" not found in {what}: S3 credentials were not injected",
+                    settings.container_name
+                )]);
+            }
+            Ok(Some(found)) => found,
+        };
+    let env_field = format!(
+        "{}.containers[{index}].env",
+        dotted(request.kind.pod_spec_path())
+    );
+    let Some(env) = env::env_of(container) else {
+        return malformed(env_field);
+    };
+    let comparison = env::compare(env, desired);
+    if !comparison.conflicting.is_empty() && settings.on_env_conflict == OnEnvConflict::Reject {
+        return Decision::reject(format!(
+            "{what}: container \"{}\" already defines {} differently from what {owner} requires \
+             (onEnvConflict: reject); remove the definition or set onEnvConflict: overwrite",
+            settings.container_name,
+            comparison.conflicting.join(", ")
+        ));
+    }
+    if !comparison.conflicting.is_empty() {
+        warnings.push(format!(
+            "{what}: replaced the definition of {} in container \"{}\" (onEnvConflict: overwrite)",
+            comparison.conflicting.join(", "),
+            settings.container_name
+        ));
+    }
+    env::merge(env, desired);
+
+    let written = match hash {
+        Ok(hash) => set_annotation(&mut object, request.kind, &settings.hash_annotation, hash),
+        Err(HashUnavailable { reason, .. }) if request.is_update() => {
+            warnings.push(format!(
+                "{reason}: kept the previous {} of {what}",
+                settings.hash_annotation
+            ));
+            let previous = previous(request.old_object, request.kind, settings);
+            keep_previous_hash(&mut object, request.kind, settings, previous.hash)
+        }
+        Err(HashUnavailable { reason, .. }) => {
+            warnings.push(format!(
+                "{reason}: S3 env injected into {what} without {} (the container starts once the Secret is complete)",
+                settings.hash_annotation
+            ));
+            Ok(())
+        }
+    };
+    if let Err(field) = written {
+        return malformed(field);
+    }
+    finish(request.object, object).with_warnings(warnings)
+}
+
+/// Carries the managed env entries and the hash of the previous revision into the new one.
+/// This path only preserves: a malformed new object is left as it is.
+fn carry_over(request: &WorkloadRequest<'_>, settings: &Settings, previous: &Previous) -> Decision {
+    let mut object = request.object.clone();
+    if !previous.env.is_empty()
+        && let Ok(Some((_, container))) =
+            container_mut(&mut object, request.kind, &settings.container_name)
+        && let Some(env) = env::env_of(container)
+    {
+        env::carry_over(env, &previous.env);
+    }
+    if keep_previous_hash(&mut object, request.kind, settings, previous.hash.clone()).is_err() {
+        return Decision::accept();
+    }
+    finish(request.object, object)
+}
+
+/// Restores the previous hash when the new revision lacks one (the operator replaces the
+/// template's annotations on each reconcile); a hash set on purpose is left alone.
+fn keep_previous_hash(
+    object: &mut Value,
+    kind: WorkloadKind,
+    settings: &Settings,
+    previous: Option<String>,
+) -> Result<(), String> {
+    match previous {
+        Some(hash) if pod_annotation(object, kind, &settings.hash_annotation).is_none() => {
+            set_annotation(object, kind, &settings.hash_annotation, hash)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn set_annotation(
+    object: &mut Value,
+    kind: WorkloadKind,
+    key: &str,
+    value: String,
+) -> Result<(), String> {
+    let metadata_path = kind.pod_metadata_path();
+    let metadata = object_at(object, metadata_path, true)?.ok_or_else(|| dotted(metadata_path))?;
+    let slot = metadata.entry("annotations").or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    let annotations = slot
+        .as_object_mut()
+        .ok_or_else(|| format!("{}.annotations", dotted(metadata_path)))?;
+    if annotations.get(key).and_then(Value::as_str) != Some(value.as_str()) {
+        annotations.insert(key.to_owned(), Value::String(value));
+    }
+    Ok(())
+}
+
+/// A mutation only when something changed.
+fn finish(original: &Value, mutated: Value) -> Decision {
+    if &mutated == original {
+        Decision::accept()
+    } else {
+        Decision::mutate(mutated)
+    }
+}
+
+/// Decides on a Pod or StatefulSet in `verify` mode: never mutates; rejects a DittoFS workload
+/// whose env or hash differs from what injection would produce now.
+pub fn verify(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Decision {
+    let Some(owner_name) = owning_dittoserver(request.kind, request.object) else {
+        return Decision::accept();
+    };
+    if request
+        .object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Decision::accept();
+    }
+    let what = request.describe();
+    let owner = ObjectRef::ditto_server(request.namespace, owner_name);
+    let (credentials, region) = match read_owner(owner, cluster) {
+        Owner::NoCredentials => return Decision::accept(),
+        // An orphan or a transient failure must not flap audit reports.
+        Owner::Unreadable(reason) => {
+            return Decision::accept().with_warnings(vec![format!(
+                "{reason}: cannot verify the S3 credentials of {what}"
+            )]);
+        }
+        Owner::Credentials(credentials, region) => (credentials, region),
+    };
+    let Some(container) = find_container(request.object, request.kind, &settings.container_name)
+    else {
+        return Decision::accept().with_warnings(vec![format!(
+            "container \"{}\" not found in {what}: no S3 credentials to verify",
+            settings.container_name
+        )]);
+    };
+
+    // Problems a rolling restart fixes (through the injecting policy).
+    let mut stale = Vec::new();
+    let env = container
+        .get("env")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let comparison = env::compare(env, &env::desired(&credentials, &region));
+    if !comparison.missing.is_empty() {
+        stale.push(format!(
+            "container \"{}\" lacks {}",
+            settings.container_name,
+            comparison.missing.join(", ")
+        ));
+    }
+    if !comparison.conflicting.is_empty() {
+        stale.push(format!(
+            "container \"{}\" defines {} differently from what {owner} requires",
+            settings.container_name,
+            comparison.conflicting.join(", ")
+        ));
+    }
+    let secret_ref = ObjectRef::secret(request.namespace, &credentials.secret_name);
+    let mut warnings = Vec::new();
+    match credentials_hash(&credentials, request.namespace, cluster) {
+        Ok(expected) => {
+            match pod_annotation(request.object, request.kind, &settings.hash_annotation) {
+                Some(actual) if actual == expected => {}
+                Some(_) => stale.push(format!(
+                    "it runs with outdated S3 credentials ({} does not match {secret_ref})",
+                    settings.hash_annotation
+                )),
+                None => stale.push(format!(
+                    "it lacks the {} annotation",
+                    settings.hash_annotation
+                )),
+            }
+        }
+        Err(HashUnavailable {
+            reason,
+            blocks_start: true,
+        }) => {
+            return Decision::reject(format!(
+                "{what}: {reason}, so its DittoFS container cannot start"
+            ));
+        }
+        Err(HashUnavailable {
+            reason,
+            blocks_start: false,
+        }) => {
+            warnings.push(format!(
+                "{reason}: cannot verify the credentials hash of {what}"
+            ));
+        }
+    }
+    if stale.is_empty() {
+        return Decision::accept().with_warnings(warnings);
+    }
+    let statefulset = match request.kind {
+        WorkloadKind::StatefulSet => request
+            .object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or(owner_name),
+        // The operator names the StatefulSet after its DittoServer.
+        WorkloadKind::Pod => owner_name,
+    };
+    Decision::reject(format!(
+        "{what}: {}; roll it with: kubectl rollout restart statefulset/{statefulset} -n {}",
+        stale.join("; "),
+        request.namespace
+    ))
+    .with_warnings(warnings)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,776 @@
+//! Inject and verify, against an in-memory cluster.
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::cluster::fake::FakeCluster;
+use crate::decision::Verdict;
+
+const NS: &str = "dittofs-system";
+const DITTO: &str = "dittofs-s3-sample";
+const SECRET: &str = "dittofs-s3-credentials";
+const FAKE_KEY: &str = "FAKE-ACCESS-KEY-ID";
+const FAKE_SECRET: &str = "FAKE-SECRET-ACCESS-KEY";
+const ENDPOINT: &str = "https://s3.cubbit.eu";
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The documented framing, computed here independently of the policy's code.
+fn expected_hash(entries: &[(&str, &str)]) -> String {
+    let mut sorted = entries.to_vec();
+    sorted.sort();
+    let framed: String = sorted
+        .iter()
+        .map(|(key, value)| {
+            let key = format!("s3:{key}");
+            format!("{}:{}:{}:{}", key.len(), key, value.len(), value)
+        })
+        .collect();
+    Sha256::digest(framed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn good_hash() -> String {
+    expected_hash(&[
+        ("accessKeyId", FAKE_KEY),
+        ("secretAccessKey", FAKE_SECRET),
+        ("endpoint", ENDPOINT),
+    ])
+}
+
+fn ditto(s3: Value) -> Value {
+    json!({"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+           "metadata": {"name": DITTO, "namespace": NS}, "spec": {"s3": s3}})
+}
+
+fn ditto_with_ref() -> Value {
+    ditto(json!({"credentialsSecretRef": {"secretName": SECRET}, "region": "eu-west-1"}))
+}
+
+fn secret(data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET, "namespace": NS}, "data": data})
+}
+
+fn good_secret() -> Value {
+    secret(
+        json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET), "endpoint": b64(ENDPOINT)}),
+    )
+}
+
+fn cluster(ditto: Result<Value, LookupError>, secret: Result<Value, LookupError>) -> FakeCluster {
+    FakeCluster::default()
+        .with(ObjectRef::ditto_server(NS, DITTO), ditto)
+        .with(ObjectRef::secret(NS, SECRET), secret)
+}
+
+fn healthy() -> FakeCluster {
+    cluster(Ok(ditto_with_ref()), Ok(good_secret()))
+}
+
+fn dittofs_container(env: Value) -> Value {
+    json!({"name": "dittofs", "image": "marmos91c/dittofs:latest", "command": ["/app/dittofs"], "env": env})
+}
+
+fn pod(containers: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "dittofs-s3-sample-0", "namespace": NS,
+                        "labels": {"app": "dittofs-server", "instance": DITTO}},
+           "spec": {"containers": containers}})
+}
+
+fn statefulset(containers: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+           "metadata": {"name": DITTO, "namespace": NS,
+                        "ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+                                             "name": DITTO, "uid": "u", "controller": true}]},
+           "spec": {"selector": {"matchLabels": {"app": "dittofs-server", "instance": DITTO}},
+                    "template": {"metadata": {"labels": {"app": "dittofs-server", "instance": DITTO}},
+                                 "spec": {"containers": containers}}}})
+}
+
+fn injected_env() -> Value {
+    json!([
+        {"name": "DITTOFS_LOG_LEVEL", "value": "info"},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "accessKeyId"}}},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "secretAccessKey"}}},
+        {"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "endpoint", "optional": true}}},
+        {"name": "AWS_REGION", "value": "eu-west-1"},
+    ])
+}
+
+fn plain_env() -> Value {
+    json!([{"name": "DITTOFS_LOG_LEVEL", "value": "info"}])
+}
+
+fn request<'a>(
+    kind: WorkloadKind,
+    operation: &'a str,
+    object: &'a Value,
+    old: &'a Value,
+) -> WorkloadRequest<'a> {
+    WorkloadRequest {
+        kind,
+        operation,
+        namespace: NS,
+        object,
+        old_object: old,
+    }
+}
+
+fn settings(json: Value) -> Settings {
+    serde_json::from_value(json).expect("settings")
+}
+
+fn mutated(decision: &Decision) -> &Value {
+    match &decision.verdict {
+        Verdict::Mutate(object) => object,
+        other => panic!(
+            "expected a mutation, got {other:?} with {:?}",
+            decision.warnings
+        ),
+    }
+}
+
+fn rejection(decision: &Decision) -> &str {
+    match &decision.verdict {
+        Verdict::Reject(message) => message,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn assert_no_values(decision: &Decision) {
+    let text = format!("{decision:?}");
+    for value in [
+        FAKE_KEY,
+        FAKE_SECRET,
+        &b64(FAKE_KEY),
+        &b64(FAKE_SECRET),
+        ENDPOINT,
+    ] {
+        assert!(!text.contains(value), "leaks {value}: {text}");
+    }
+}
+
+#[test]
+fn owners_are_recognised_only_by_operator_markers() {
+    assert_eq!(
+        owning_dittoserver(WorkloadKind::Pod, &pod(json!([]))),
+        Some(DITTO)
+    );
+    assert_eq!(
+        owning_dittoserver(WorkloadKind::StatefulSet, &statefulset(json!([]))),
+        Some(DITTO)
+    );
+    let mut wrong_app = pod(json!([]));
+    wrong_app["metadata"]["labels"]["app"] = json!("nginx");
+    assert_eq!(owning_dittoserver(WorkloadKind::Pod, &wrong_app), None);
+    let mut not_controller = statefulset(json!([]));
+    not_controller["metadata"]["ownerReferences"][0]["controller"] = json!(false);
+    assert_eq!(
+        owning_dittoserver(WorkloadKind::StatefulSet, &not_controller),
+        None
+    );
+    let mut other_kind = statefulset(json!([]));
+    other_kind["metadata"]["ownerReferences"][0]["kind"] = json!("Deployment");
+    assert_eq!(
+        owning_dittoserver(WorkloadKind::StatefulSet, &other_kind),
+        None
+    );
+    let mut other_group = statefulset(json!([]));
+    other_group["metadata"]["ownerReferences"][0]["apiVersion"] = json!("example.com/v1");
+    assert_eq!(
+        owning_dittoserver(WorkloadKind::StatefulSet, &other_group),
+        None
+    );
+}
+
+#[test]
+fn other_workloads_pass_without_any_lookup() {
+    let cluster = healthy();
+    let mut plain = pod(json!([dittofs_container(plain_env())]));
+    plain["metadata"]["labels"] = json!({"app": "web"});
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &plain, &Value::Null),
+        &Settings::default(),
+        &cluster,
+    );
+    assert_eq!(decision, Decision::accept());
+    assert!(cluster.lookups.borrow().is_empty());
+}
+
+#[test]
+fn pod_create_gets_env_after_its_own_and_the_hash() {
+    let cluster = healthy();
+    let object = pod(json!([{"name": "sidecar"}, dittofs_container(plain_env())]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &cluster,
+    );
+    let result = mutated(&decision);
+    assert_eq!(result["spec"]["containers"][1]["env"], injected_env());
+    assert_eq!(result["spec"]["containers"][0], json!({"name": "sidecar"}));
+    assert_eq!(
+        result["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"],
+        json!(good_hash())
+    );
+    assert!(decision.warnings.is_empty());
+    assert_eq!(
+        *cluster.lookups.borrow(),
+        [
+            format!("DittoServer \"{DITTO}\" in namespace \"{NS}\""),
+            format!("Secret \"{SECRET}\" in namespace \"{NS}\"")
+        ]
+    );
+}
+
+#[test]
+fn statefulset_template_gets_env_and_hash() {
+    let object = statefulset(json!([dittofs_container(plain_env())]));
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    let result = mutated(&decision);
+    assert_eq!(
+        result["spec"]["template"]["spec"]["containers"][0]["env"],
+        injected_env()
+    );
+    assert_eq!(
+        result["spec"]["template"]["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"],
+        json!(good_hash())
+    );
+    assert!(
+        result["metadata"].get("annotations").is_none(),
+        "the hash belongs on the template only"
+    );
+}
+
+#[test]
+fn injection_is_idempotent_and_verify_accepts_its_output() {
+    for (kind, object) in [
+        (
+            WorkloadKind::Pod,
+            pod(json!([dittofs_container(plain_env())])),
+        ),
+        (
+            WorkloadKind::Pod,
+            pod(json!([{"name": "dittofs", "image": "x"}])),
+        ),
+        (
+            WorkloadKind::StatefulSet,
+            statefulset(json!([dittofs_container(json!(null))])),
+        ),
+    ] {
+        let first = inject(
+            &request(kind, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &healthy(),
+        );
+        let output = mutated(&first).clone();
+        let second = inject(
+            &request(kind, "CREATE", &output, &Value::Null),
+            &Settings::default(),
+            &healthy(),
+        );
+        assert_eq!(second, Decision::accept(), "{kind:?}");
+        let verified = verify(
+            &request(kind, "CREATE", &output, &Value::Null),
+            &Settings::default(),
+            &healthy(),
+        );
+        assert_eq!(verified, Decision::accept(), "{kind:?}");
+    }
+}
+
+#[test]
+fn unknown_fields_survive_mutation() {
+    let mut object = pod(json!([dittofs_container(plain_env())]));
+    object["spec"]["futureFeature"] = json!({"enabled": true});
+    object["spec"]["containers"][0]["futureContainerField"] = json!([1, 2]);
+    object["metadata"]["annotations"] = json!({"keep": "me"});
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    let result = mutated(&decision);
+    assert_eq!(result["spec"]["futureFeature"], json!({"enabled": true}));
+    assert_eq!(
+        result["spec"]["containers"][0]["futureContainerField"],
+        json!([1, 2])
+    );
+    assert_eq!(result["metadata"]["annotations"]["keep"], json!("me"));
+    let mut expected = object.clone();
+    expected["spec"]["containers"][0]["env"] = injected_env();
+    expected["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"] = json!(good_hash());
+    assert_eq!(result, &expected, "only env and the hash change");
+}
+
+#[test]
+fn conflicting_definitions_reject_by_default_without_values() {
+    let env = json!([{"name": "AWS_REGION", "value": "us-east-1"}, {"name": "AWS_ACCESS_KEY_ID", "value": FAKE_KEY}]);
+    let object = pod(json!([dittofs_container(env)]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert_eq!(
+        rejection(&decision),
+        "Pod \"dittofs-s3-sample-0\": container \"dittofs\" already defines AWS_ACCESS_KEY_ID, AWS_REGION differently \
+         from what DittoServer \"dittofs-s3-sample\" in namespace \"dittofs-system\" requires (onEnvConflict: reject); \
+         remove the definition or set onEnvConflict: overwrite"
+    );
+    assert_no_values(&decision);
+}
+
+#[test]
+fn overwrite_replaces_in_place() {
+    let env =
+        json!([{"name": "AWS_REGION", "value": "us-east-1"}, {"name": "OTHER", "value": "x"}]);
+    let object = pod(json!([dittofs_container(env)]));
+    let overwrite = settings(json!({"onEnvConflict": "overwrite"}));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &overwrite,
+        &healthy(),
+    );
+    let names: Vec<&str> = mutated(&decision)["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(env::entry_name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "AWS_REGION",
+            "OTHER",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL"
+        ]
+    );
+    assert_eq!(
+        mutated(&decision)["spec"]["containers"][0]["env"][0],
+        json!({"name": "AWS_REGION", "value": "eu-west-1"})
+    );
+    assert_eq!(
+        decision.warnings,
+        [
+            "Pod \"dittofs-s3-sample-0\": replaced the definition of AWS_REGION in container \"dittofs\" (onEnvConflict: overwrite)"
+        ]
+    );
+}
+
+#[test]
+fn dittoserver_without_credentials_leaves_workloads_untouched() {
+    for s3 in [json!({"region": "eu-west-1"}), json!(null)] {
+        let owner = if s3.is_null() {
+            json!({"metadata": {"name": DITTO}, "spec": {}})
+        } else {
+            ditto(s3)
+        };
+        let cluster = cluster(Ok(owner), Ok(good_secret()));
+        let object = pod(json!([dittofs_container(plain_env())]));
+        let decision = inject(
+            &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &cluster,
+        );
+        assert_eq!(decision, Decision::accept());
+        assert_eq!(cluster.lookups.borrow().len(), 1, "no Secret lookup");
+    }
+}
+
+#[test]
+fn unreadable_dittoserver_on_create_accepts_untouched_with_a_warning() {
+    let cases = [
+        (
+            Err(LookupError::NotFound),
+            "DittoServer \"dittofs-s3-sample\" in namespace \"dittofs-system\" was not found",
+        ),
+        (
+            Err(LookupError::AccessDenied("forbidden".into())),
+            "cannot read DittoServer \"dittofs-s3-sample\" in namespace \"dittofs-system\": access denied (forbidden)",
+        ),
+        (
+            Err(LookupError::Failed("timeout".into())),
+            "lookup failed (timeout)",
+        ),
+        (
+            Ok(ditto(json!({"region": "BAD"}))),
+            "has an invalid spec.s3 (spec.s3.region:",
+        ),
+    ];
+    for (answer, expected) in cases {
+        for (kind, object) in [
+            (
+                WorkloadKind::Pod,
+                pod(json!([dittofs_container(plain_env())])),
+            ),
+            (
+                WorkloadKind::StatefulSet,
+                statefulset(json!([dittofs_container(plain_env())])),
+            ),
+        ] {
+            let decision = inject(
+                &request(kind, "CREATE", &object, &Value::Null),
+                &Settings::default(),
+                &cluster(answer.clone(), Ok(good_secret())),
+            );
+            assert_eq!(decision.verdict, Verdict::Accept, "{expected}");
+            assert_eq!(decision.warnings.len(), 1);
+            assert!(
+                decision.warnings[0].contains(expected),
+                "{:?}",
+                decision.warnings
+            );
+            let suffix = format!(
+                "S3 credentials were not injected into {}",
+                request(kind, "CREATE", &object, &Value::Null).describe()
+            );
+            assert!(
+                decision.warnings[0].ends_with(&suffix),
+                "{:?}",
+                decision.warnings
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_container_is_a_warning() {
+    let object = pod(json!([{"name": "server"}]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert_eq!(decision.verdict, Verdict::Accept);
+    assert_eq!(
+        decision.warnings,
+        [
+            "container \"dittofs\" not found in Pod \"dittofs-s3-sample-0\": S3 credentials were not injected"
+        ]
+    );
+    let custom = settings(json!({"containerName": "server", "hashAnnotation": "example.com/hash"}));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &custom,
+        &healthy(),
+    );
+    assert_eq!(
+        mutated(&decision)["metadata"]["annotations"]["example.com/hash"],
+        json!(good_hash())
+    );
+}
+
+#[test]
+fn secret_problems_on_create_inject_env_without_hash() {
+    let cases = [
+        (
+            Err(LookupError::NotFound),
+            "Secret \"dittofs-s3-credentials\" in namespace \"dittofs-system\" was not found",
+        ),
+        (
+            Ok(secret(json!({"accessKeyId": b64(FAKE_KEY)}))),
+            "is incomplete: entry \"secretAccessKey\" is missing",
+        ),
+        (
+            Err(LookupError::AccessDenied("forbidden".into())),
+            "cannot read Secret \"dittofs-s3-credentials\" in namespace \"dittofs-system\": access denied",
+        ),
+    ];
+    for (answer, expected) in cases {
+        let object = pod(json!([dittofs_container(plain_env())]));
+        let decision = inject(
+            &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &cluster(Ok(ditto_with_ref()), answer),
+        );
+        let result = mutated(&decision);
+        assert_eq!(result["spec"]["containers"][0]["env"], injected_env());
+        assert!(result["metadata"].get("annotations").is_none());
+        assert!(
+            decision.warnings.len() == 1 && decision.warnings[0].contains(expected),
+            "{:?}",
+            decision.warnings
+        );
+        assert!(decision.warnings[0].contains("without dittofs.io/s3-credentials-hash"));
+        assert_no_values(&decision);
+    }
+}
+
+fn injected_statefulset(hash: &str) -> Value {
+    let mut object = statefulset(json!([dittofs_container(injected_env())]));
+    object["spec"]["template"]["metadata"]["annotations"] =
+        json!({"dittofs.io/s3-credentials-hash": hash});
+    object
+}
+
+#[test]
+fn statefulset_update_with_unreadable_dittoserver_carries_env_and_hash_over() {
+    let old = injected_statefulset("previous-hash");
+    // The operator rewrites the template without our env and annotations.
+    let new = statefulset(json!([dittofs_container(plain_env())]));
+    for answer in [
+        Err(LookupError::NotFound),
+        Err(LookupError::Failed("timeout".into())),
+    ] {
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+            &Settings::default(),
+            &cluster(answer, Ok(good_secret())),
+        );
+        assert_eq!(mutated(&decision), &old);
+        assert_eq!(decision.warnings.len(), 1);
+        assert!(decision.warnings[0].ends_with("kept the S3 credentials env and hash of the previous revision of StatefulSet \"dittofs-s3-sample\""));
+    }
+}
+
+#[test]
+fn statefulset_update_with_unreadable_secret_keeps_the_previous_hash() {
+    let old = injected_statefulset("previous-hash");
+    let new = statefulset(json!([dittofs_container(plain_env())]));
+    for answer in [
+        Err(LookupError::NotFound),
+        Err(LookupError::AccessDenied("forbidden".into())),
+        Ok(secret(json!({}))),
+    ] {
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+            &Settings::default(),
+            &cluster(Ok(ditto_with_ref()), answer),
+        );
+        assert_eq!(
+            mutated(&decision),
+            &old,
+            "env injected and hash carried over"
+        );
+        assert!(decision.warnings[0].ends_with(
+            "kept the previous dittofs.io/s3-credentials-hash of StatefulSet \"dittofs-s3-sample\""
+        ));
+    }
+    // A hash already in the new revision is not replaced by the old one.
+    let mut explicit = new.clone();
+    explicit["spec"]["template"]["metadata"]["annotations"] =
+        json!({"dittofs.io/s3-credentials-hash": "explicit"});
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &explicit, &old),
+        &Settings::default(),
+        &cluster(Ok(ditto_with_ref()), Err(LookupError::NotFound)),
+    );
+    assert_eq!(
+        mutated(&decision)["spec"]["template"]["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"],
+        json!("explicit")
+    );
+}
+
+#[test]
+fn statefulset_update_with_readable_lookups_recomputes() {
+    let old = injected_statefulset("previous-hash");
+    let new = statefulset(json!([dittofs_container(plain_env())]));
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert_eq!(mutated(&decision), &injected_statefulset(&good_hash()));
+    assert!(decision.warnings.is_empty());
+}
+
+#[test]
+fn pod_update_and_deleting_objects_are_left_alone_without_lookups() {
+    let cluster = healthy();
+    let object = pod(json!([dittofs_container(plain_env())]));
+    assert_eq!(
+        inject(
+            &request(WorkloadKind::Pod, "UPDATE", &object, &object),
+            &Settings::default(),
+            &cluster
+        ),
+        Decision::accept()
+    );
+    let mut deleting = statefulset(json!([dittofs_container(plain_env())]));
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+    assert_eq!(
+        inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &deleting, &deleting),
+            &Settings::default(),
+            &cluster
+        ),
+        Decision::accept()
+    );
+    assert!(cluster.lookups.borrow().is_empty());
+}
+
+#[test]
+fn malformed_workloads_are_rejected_with_the_field() {
+    let cases = [
+        (pod(json!({"dittofs": {}})), "spec.containers is malformed"),
+        (
+            pod(json!([dittofs_container(json!({"AWS_REGION": "x"}))])),
+            "spec.containers[0].env is malformed",
+        ),
+        (
+            json!({"metadata": {"name": "p", "labels": {"app": "dittofs-server", "instance": DITTO}}, "spec": "x"}),
+            "spec is malformed",
+        ),
+        (
+            json!({"metadata": {"name": "p", "labels": {"app": "dittofs-server", "instance": DITTO}}}),
+            "spec is malformed",
+        ),
+    ];
+    for (object, expected) in cases {
+        let decision = inject(
+            &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &healthy(),
+        );
+        let message = rejection(&decision);
+        assert!(
+            message.starts_with("cannot inject S3 credentials into Pod \"p")
+                || message.starts_with("cannot inject S3 credentials into Pod \"dittofs"),
+            "{message}"
+        );
+        assert!(message.ends_with(expected), "{message}");
+    }
+    // A container entry that is not an object is simply not the dittofs container.
+    let odd = pod(json!(["dittofs"]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &odd, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert_eq!(decision.verdict, Verdict::Accept);
+    assert!(decision.warnings[0].starts_with("container \"dittofs\" not found"));
+    let mut bad_annotations = pod(json!([dittofs_container(plain_env())]));
+    bad_annotations["metadata"]["annotations"] = json!("x");
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &bad_annotations, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert!(rejection(&decision).ends_with("metadata.annotations is malformed"));
+}
+
+// --- verify -----------------------------------------------------------------------------------
+
+fn verify_pod(env: Value, hash: Option<&str>, cluster: &FakeCluster) -> Decision {
+    let mut object = pod(json!([dittofs_container(env)]));
+    if let Some(hash) = hash {
+        object["metadata"]["annotations"] = json!({"dittofs.io/s3-credentials-hash": hash});
+    }
+    verify(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        cluster,
+    )
+}
+
+#[test]
+fn verify_accepts_fresh_workloads() {
+    assert_eq!(
+        verify_pod(injected_env(), Some(&good_hash()), &healthy()),
+        Decision::accept()
+    );
+}
+
+#[test]
+fn verify_rejects_stale_hash_with_the_rollout_command() {
+    let decision = verify_pod(injected_env(), Some("0000"), &healthy());
+    assert_eq!(
+        rejection(&decision),
+        "Pod \"dittofs-s3-sample-0\": it runs with outdated S3 credentials (dittofs.io/s3-credentials-hash does not match \
+         Secret \"dittofs-s3-credentials\" in namespace \"dittofs-system\"); roll it with: \
+         kubectl rollout restart statefulset/dittofs-s3-sample -n dittofs-system"
+    );
+    let decision = verify_pod(injected_env(), None, &healthy());
+    assert!(
+        rejection(&decision).contains("it lacks the dittofs.io/s3-credentials-hash annotation")
+    );
+}
+
+#[test]
+fn verify_rejects_missing_and_conflicting_env() {
+    let decision = verify_pod(plain_env(), Some(&good_hash()), &healthy());
+    assert!(rejection(&decision).contains(
+        "container \"dittofs\" lacks AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION"
+    ));
+    let mut env = injected_env();
+    env[4] = json!({"name": "AWS_REGION", "value": "us-east-1"});
+    let decision = verify_pod(env, Some(&good_hash()), &healthy());
+    assert!(rejection(&decision).contains("defines AWS_REGION differently"));
+    assert_no_values(&decision);
+}
+
+#[test]
+fn verify_rejects_when_the_secret_blocks_the_start() {
+    let missing = cluster(Ok(ditto_with_ref()), Err(LookupError::NotFound));
+    let decision = verify_pod(injected_env(), Some(&good_hash()), &missing);
+    assert_eq!(
+        rejection(&decision),
+        "Pod \"dittofs-s3-sample-0\": Secret \"dittofs-s3-credentials\" in namespace \"dittofs-system\" was not found, \
+         so its DittoFS container cannot start"
+    );
+    let incomplete = cluster(
+        Ok(ditto_with_ref()),
+        Ok(secret(json!({"accessKeyId": b64(FAKE_KEY)}))),
+    );
+    assert!(
+        rejection(&verify_pod(injected_env(), Some(&good_hash()), &incomplete))
+            .contains("is incomplete")
+    );
+}
+
+#[test]
+fn verify_accepts_orphans_and_lookup_failures_with_a_warning() {
+    for answer in [
+        Err(LookupError::NotFound),
+        Err(LookupError::Failed("timeout".into())),
+    ] {
+        let decision = verify_pod(plain_env(), None, &cluster(answer, Ok(good_secret())));
+        assert_eq!(decision.verdict, Verdict::Accept);
+        assert!(
+            decision.warnings[0]
+                .ends_with("cannot verify the S3 credentials of Pod \"dittofs-s3-sample-0\"")
+        );
+    }
+    let denied = cluster(
+        Ok(ditto_with_ref()),
+        Err(LookupError::AccessDenied("forbidden".into())),
+    );
+    let decision = verify_pod(injected_env(), Some("whatever"), &denied);
+    assert_eq!(decision.verdict, Verdict::Accept);
+    assert!(
+        decision.warnings[0]
+            .ends_with("cannot verify the credentials hash of Pod \"dittofs-s3-sample-0\"")
+    );
+}
+
+#[test]
+fn verify_names_the_statefulset_to_roll() {
+    let object = injected_statefulset("stale");
+    let decision = verify(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &object, &object),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert!(
+        rejection(&decision)
+            .starts_with("StatefulSet \"dittofs-s3-sample\": it runs with outdated S3 credentials")
+    );
+    assert!(
+        rejection(&decision)
+            .ends_with("kubectl rollout restart statefulset/dittofs-s3-sample -n dittofs-system")
+    );
+}
