@@ -289,3 +289,244 @@ assert_no_patch() {
   [ "$status" -ne 0 ]
   [[ "$output$stderr" == *'hashAnnotation "not a key!" is not a valid annotation key'* ]]
 }
+
+# --- Workloads: injection ------------------------------------------------------------------------
+
+# assert_patch EXPECTED: the decoded JSON Patch equals test_data/EXPECTED, operation by operation.
+assert_patch() {
+  assert_accepted
+  local actual
+  actual=$(response | jq -r '.patch // empty' | base64 -d | jq -S .)
+  [ "$(response | jq -r .patchType)" = JSONPatch ] || { echo "no JSONPatch: $(response)"; return 1; }
+  diff <(jq -S . "test_data/$1") <(echo "$actual") || { echo "patch differs from $1"; return 1; }
+}
+
+# apply_patch REQUEST OUT: writes REQUEST with its object patched by the last response.
+# Handles the add/replace operations this policy's patches consist of.
+apply_patch() {
+  local patch
+  patch=$(response | jq -r .patch | base64 -d)
+  jq --argjson ops "$patch" '.object |= reduce $ops[] as $op (.;
+      if ($op.op == "add" or $op.op == "replace") then
+        setpath($op.path | ltrimstr("/") | split("/")
+                | map(gsub("~1"; "/") | gsub("~0"; "~") | (tonumber? // .)); $op.value)
+      else error("unexpected op \($op.op)") end)' "test_data/$1" >"$2"
+}
+
+@test "Pod CREATE: first injection appends the env after the container's own and sets the hash" {
+  evaluate pod-create.json session-workload-found.yml
+  assert_patch expected-patch-pod-create.json
+  assert_no_warnings
+}
+
+@test "StatefulSet CREATE: env and hash go into the pod template" {
+  evaluate statefulset-create.json session-workload-found.yml
+  assert_patch expected-patch-statefulset-create.json
+  assert_no_warnings
+}
+
+@test "injection is idempotent: the policy's own output gives no patch" {
+  for request in pod-create.json statefulset-create.json; do
+    evaluate "$request" session-workload-found.yml
+    apply_patch "$request" "$BATS_TEST_TMPDIR/injected.json"
+    evaluate "$BATS_TEST_TMPDIR/injected.json" session-workload-found.yml
+    assert_accepted
+    assert_no_patch
+    assert_no_warnings
+  done
+}
+
+@test "an already injected pod (created from an injected template) is left alone" {
+  evaluate pod-create-injected.json session-workload-found.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "a differently defined variable is a conflict: rejected by default" {
+  evaluate pod-create-conflict.json session-workload-found.yml
+  assert_rejected_with 'Pod "dittofs-s3-sample-0": container "dittofs" already defines AWS_REGION differently from what DittoServer "dittofs-s3-sample" in namespace "dittofs-system" requires (onEnvConflict: reject)'
+}
+
+@test "a differently defined variable is replaced in place with onEnvConflict=overwrite" {
+  evaluate pod-create-conflict.json session-workload-found.yml '{"onEnvConflict":"overwrite"}'
+  assert_patch expected-patch-pod-overwrite.json
+  assert_warning 'replaced the definition of AWS_REGION in container "dittofs" (onEnvConflict: overwrite)'
+}
+
+@test "a rotated Secret changes the hash, which rolls the pods" {
+  evaluate statefulset-update-injected.json session-workload-rotated.yml
+  assert_patch expected-patch-statefulset-rotated.json
+}
+
+@test "a change to an unrelated Secret key keeps the hash" {
+  evaluate statefulset-update-injected.json session-workload-unrelated-key.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "a DittoServer without spec.s3 leaves its workloads untouched (no Secret lookup)" {
+  evaluate statefulset-create.json session-workload-no-s3.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "non-DittoFS Pods and StatefulSets pass without any lookup" {
+  evaluate pod-create-not-dittofs.json session-empty.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+  evaluate statefulset-not-dittofs.json session-empty.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "Pod UPDATE is accepted without lookups (a pod spec is immutable)" {
+  evaluate pod-update.json session-empty.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "a pod without the dittofs container is left alone with a warning" {
+  evaluate pod-create-no-dittofs-container.json session-workload-found.yml
+  assert_accepted
+  assert_no_patch
+  assert_warning 'container "dittofs" not found in Pod "dittofs-s3-sample-0": S3 credentials were not injected'
+  evaluate pod-create-no-dittofs-container.json session-workload-found.yml '{"containerName":"server"}'
+  assert_accepted
+  [ "$(response | jq -r 'has("patch")')" = true ]
+}
+
+# --- Workloads: failure modes --------------------------------------------------------------------
+
+@test "CREATE with the DittoServer missing or unreadable: untouched, with a warning naming it" {
+  evaluate pod-create.json session-workload-ditto-missing.yml
+  assert_accepted
+  assert_no_patch
+  assert_warning 'DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found: S3 credentials were not injected into Pod "dittofs-s3-sample-0"'
+  evaluate statefulset-create.json session-workload-ditto-denied.yml
+  assert_accepted
+  assert_no_patch
+  assert_warning 'cannot read DittoServer "dittofs-s3-sample" in namespace "dittofs-system": access denied'
+}
+
+@test "CREATE with the Secret missing or incomplete: env injected, no hash, a warning" {
+  evaluate pod-create.json session-workload-secret-missing.yml
+  assert_patch expected-patch-pod-env-only.json
+  assert_warning 'Secret "dittofs-s3-credentials" in namespace "dittofs-system" was not found: S3 env injected into Pod "dittofs-s3-sample-0" without dittofs.io/s3-credentials-hash'
+  evaluate pod-create.json session-workload-secret-incomplete.yml
+  assert_patch expected-patch-pod-env-only.json
+  assert_warning 'is incomplete: entry "secretAccessKey" is missing'
+}
+
+@test "StatefulSet UPDATE with the DittoServer unreadable carries env and hash over" {
+  for session in session-workload-ditto-missing.yml session-workload-ditto-denied.yml; do
+    evaluate statefulset-update-reconciled.json "$session"
+    assert_patch expected-patch-statefulset-carry-over.json
+    assert_warning 'kept the S3 credentials env and hash of the previous revision of StatefulSet "dittofs-s3-sample"'
+  done
+}
+
+@test "StatefulSet UPDATE with the Secret unreadable keeps the previous hash, so nothing rolls" {
+  for session in session-workload-secret-missing.yml session-workload-secret-denied.yml session-workload-secret-incomplete.yml; do
+    evaluate statefulset-update-reconciled.json "$session"
+    assert_patch expected-patch-statefulset-carry-over.json
+    assert_warning 'kept the previous dittofs.io/s3-credentials-hash of StatefulSet "dittofs-s3-sample"'
+  done
+}
+
+@test "workload responses never carry a Secret value" {
+  for request in pod-create.json statefulset-create.json statefulset-update-injected.json pod-create-conflict.json; do
+    for session in test_data/session-workload-*.yml; do
+      evaluate "$request" "${session#test_data/}"
+      for value in FAKE-ACCESS-KEY-ID-0000 FAKE-SECRET-ACCESS-KEY-DO-NOT-USE FAKE-ROTATED-SECRET-KEY-DO-NOT-USE \
+        RkFLRS1BQ0NFU1MtS0VZLUlELTAwMDA= RkFLRS1TRUNSRVQtQUNDRVNTLUtFWS1ETy1OT1QtVVNF s3.cubbit.eu; do
+        decoded=$(response | jq -r '.patch // empty' | base64 -d)
+        if [[ "$output$stderr$decoded" == *"$value"* ]]; then
+          echo "$request with $session leaks $value"
+          return 1
+        fi
+      done
+    done
+  done
+}
+
+# --- Workloads: verify mode (the audit scanner's view) -------------------------------------------
+
+VERIFY='{"workloads":"verify"}'
+
+@test "verify: a fresh pod passes, without a patch" {
+  evaluate pod-create-injected.json session-workload-found.yml "$VERIFY"
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "verify: a pod whose hash predates a rotation is stale, with the command that rolls it" {
+  evaluate pod-create-injected.json session-workload-rotated.yml "$VERIFY"
+  assert_rejected_with 'Pod "dittofs-s3-sample-0": it runs with outdated S3 credentials (dittofs.io/s3-credentials-hash does not match Secret "dittofs-s3-credentials" in namespace "dittofs-system"); roll it with: kubectl rollout restart statefulset/dittofs-s3-sample -n dittofs-system'
+  assert_no_patch
+}
+
+@test "verify: an unrelated Secret key change does not make pods stale" {
+  evaluate pod-create-injected.json session-workload-unrelated-key.yml "$VERIFY"
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "verify: missing env and missing hash are reported" {
+  evaluate pod-create.json session-workload-found.yml "$VERIFY"
+  assert_rejected_with 'container "dittofs" lacks AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION; it lacks the dittofs.io/s3-credentials-hash annotation'
+  assert_no_patch
+}
+
+@test "verify: a conflicting definition is reported" {
+  evaluate pod-create-conflict.json session-workload-found.yml "$VERIFY"
+  assert_rejected_with 'container "dittofs" defines AWS_REGION differently from what DittoServer "dittofs-s3-sample" in namespace "dittofs-system" requires'
+}
+
+@test "verify: answers CREATE (audit scanner) and UPDATE the same way for StatefulSets" {
+  evaluate statefulset-create.json session-workload-found.yml "$VERIFY"
+  assert_rejected_with 'StatefulSet "dittofs-s3-sample": container "dittofs" lacks AWS_ACCESS_KEY_ID'
+  evaluate statefulset-update-injected.json session-workload-rotated.yml "$VERIFY"
+  assert_rejected_with 'StatefulSet "dittofs-s3-sample": it runs with outdated S3 credentials'
+  evaluate statefulset-update-injected.json session-workload-found.yml "$VERIFY"
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "verify: a missing Secret rejects, because the pods cannot start" {
+  evaluate pod-create-injected.json session-workload-secret-missing.yml "$VERIFY"
+  assert_rejected_with 'Pod "dittofs-s3-sample-0": Secret "dittofs-s3-credentials" in namespace "dittofs-system" was not found, so its DittoFS container cannot start'
+}
+
+@test "verify: an orphan or a failed lookup warns instead of flapping reports" {
+  evaluate pod-create-injected.json session-workload-ditto-missing.yml "$VERIFY"
+  assert_accepted
+  assert_warning 'DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found: cannot verify the S3 credentials of Pod "dittofs-s3-sample-0"'
+  evaluate pod-create-injected.json session-workload-secret-denied.yml "$VERIFY"
+  assert_accepted
+  assert_warning "cannot verify the credentials hash"
+}
+
+@test "verify: whatever injection outputs passes verification" {
+  for request in pod-create.json statefulset-create.json pod-create-conflict.json; do
+    evaluate "$request" session-workload-found.yml '{"onEnvConflict":"overwrite"}'
+    apply_patch "$request" "$BATS_TEST_TMPDIR/injected.json"
+    evaluate "$BATS_TEST_TMPDIR/injected.json" session-workload-found.yml "$VERIFY"
+    assert_accepted
+    assert_no_warnings
+  done
+}
+
+@test "verify: DittoServer validation is unchanged, and non-DittoFS workloads pass untouched" {
+  evaluate dittoserver-bad-region.json session-empty.yml "$VERIFY"
+  assert_rejected_with "spec.s3.region: must be 1-63 lowercase letters"
+  evaluate pod-create-not-dittofs.json session-empty.yml "$VERIFY"
+  assert_accepted
+  assert_no_warnings
+}

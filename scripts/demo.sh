@@ -16,6 +16,14 @@ samples=(
   "Sample DittoServer, policy-server may not read Secrets|dittoserver-sample-create.json|session-secret-denied.yml|{}"
   "DittoServer whose secretName is not a DNS-1123 name|dittoserver-bad-secret-name.json|session-empty.yml|{}"
   "DittoServer with region and bucket but no credentialsSecretRef|dittoserver-region-bucket-without-ref.json|session-empty.yml|{}"
+  "Operator's StatefulSet CREATE: env and hash injected into the pod template|statefulset-create.json|session-workload-found.yml|{}"
+  "StatefulSet UPDATE after a Secret rotation: new hash, pods roll|statefulset-update-injected.json|session-workload-rotated.yml|{}"
+  "StatefulSet UPDATE, DittoServer unreadable: env and hash carried over|statefulset-update-reconciled.json|session-workload-ditto-missing.yml|{}"
+  "DittoFS Pod CREATE: env and hash injected|pod-create.json|session-workload-found.yml|{}"
+  "DittoFS Pod CREATE, Secret missing: env only|pod-create.json|session-workload-secret-missing.yml|{}"
+  "DittoFS Pod with a conflicting AWS_REGION (onEnvConflict: reject)|pod-create-conflict.json|session-workload-found.yml|{}"
+  "Non-DittoFS Pod: untouched, no lookup|pod-create-not-dittofs.json|session-empty.yml|{}"
+  "verify mode: Pod injected before a Secret rotation|pod-create-injected.json|session-workload-rotated.yml|{\"workloads\":\"verify\"}"
 )
 
 for sample in "${samples[@]}"; do

@@ -9,6 +9,7 @@ All credentials are fake.
 
 import base64
 import copy
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -161,10 +162,214 @@ def dittoserver_fixtures(sample):
         "id": b64(FAKE_ACCESS_KEY_ID), "key": b64(FAKE_SECRET_ACCESS_KEY), "url": b64("https://s3.acme.cubbit.eu")})])
 
 
+HASH_ANNOTATION = "dittofs.io/s3-credentials-hash"
+STATEFULSET_GVK = {"group": "apps", "version": "v1", "kind": "StatefulSet"}
+STATEFULSET_GVR = {"group": "apps", "version": "v1", "resource": "statefulsets"}
+POD_GVK = {"group": "", "version": "v1", "kind": "Pod"}
+POD_GVR = {"group": "", "version": "v1", "resource": "pods"}
+ROTATED_SECRET_ACCESS_KEY = "FAKE-ROTATED-SECRET-KEY-DO-NOT-USE"
+
+
+def credentials_hash(entries):
+    """The documented framing: sorted 's3:<key>' entries, '<len>:<key>:<len>:<value>' each."""
+    framed = b""
+    for key, value in sorted((f"s3:{k}", v.encode()) for k, v in entries.items()):
+        framed += f"{len(key.encode())}:{key}:{len(value)}:".encode() + value
+    return hashlib.sha256(framed).hexdigest()
+
+
+ORIGINAL_HASH = credentials_hash({"accessKeyId": FAKE_ACCESS_KEY_ID, "secretAccessKey": FAKE_SECRET_ACCESS_KEY,
+                                  "endpoint": "https://s3.cubbit.eu"})
+ROTATED_HASH = credentials_hash({"accessKeyId": FAKE_ACCESS_KEY_ID, "secretAccessKey": ROTATED_SECRET_ACCESS_KEY,
+                                 "endpoint": "https://s3.cubbit.eu"})
+
+
+def injected_env(secret_name=SECRET_NAME, region="eu-west-1"):
+    ref = lambda key, **extra: {"secretKeyRef": dict({"name": secret_name, "key": key}, **extra)}
+    return [
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": ref("accessKeyId")},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": ref("secretAccessKey")},
+        {"name": "AWS_ENDPOINT_URL", "valueFrom": ref("endpoint", optional=True)},
+        {"name": "AWS_REGION", "value": region},
+    ]
+
+
+def operator_container(ditto):
+    """The server container as the operator builds it (before any injection)."""
+    return {
+        "name": "dittofs",
+        "image": ditto["spec"]["image"],
+        "command": ["/app/dittofs"],
+        "args": ["start", "--config", "/config/config.yaml"],
+        "ports": [{"name": "nfs", "containerPort": 2049, "protocol": "TCP"}],
+        "env": [{"name": "DITTOFS_LOGGING_LEVEL", "value": "INFO"}],
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/config", "readOnly": True},
+            {"name": "metadata", "mountPath": "/data/metadata"},
+            {"name": "cache", "mountPath": "/data/cache"},
+        ],
+        "resources": {},
+        "imagePullPolicy": "Always",
+    }
+
+
+def operator_statefulset(ditto):
+    name = ditto["metadata"]["name"]
+    labels = {"app": "dittofs-server", "instance": name}
+    claim = lambda claim_name, size: {
+        "metadata": {"name": claim_name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": name, "namespace": NAMESPACE, "generation": 1,
+            "ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer", "name": name,
+                                 "uid": ditto["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "replicas": ditto["spec"]["replicas"],
+            "serviceName": name,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"dittofs.io/config-hash": "5" * 64}},
+                "spec": {
+                    "containers": [operator_container(ditto)],
+                    "volumes": [{"name": "config", "configMap": {"name": f"{name}-config"}}],
+                    # A field from a future Kubernetes version: it must survive mutation.
+                    "fieldFromKubernetesV1_40": {"enabled": True},
+                },
+            },
+            "volumeClaimTemplates": [claim("metadata", ditto["spec"]["storage"]["metadataSize"]),
+                                     claim("cache", ditto["spec"]["storage"]["cacheSize"])],
+            "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate"},
+        },
+    }
+
+
+def inject_into(template_or_pod_spec_parent, metadata, hash_value):
+    container = template_or_pod_spec_parent["spec"]["containers"][0]
+    container["env"] = container["env"] + injected_env()
+    metadata.setdefault("annotations", {})[HASH_ANNOTATION] = hash_value
+
+
+def injected_statefulset(ditto, hash_value):
+    sts = operator_statefulset(ditto)
+    inject_into(sts["spec"]["template"], sts["spec"]["template"]["metadata"], hash_value)
+    return sts
+
+
+def pod_from(statefulset):
+    """A pod as the StatefulSet controller creates it from the template."""
+    name = statefulset["metadata"]["name"]
+    template = copy.deepcopy(statefulset["spec"]["template"])
+    metadata = template["metadata"]
+    metadata["name"] = f"{name}-0"
+    metadata["generateName"] = f"{name}-"
+    metadata["namespace"] = NAMESPACE
+    metadata["labels"] = dict(metadata["labels"], **{"apps.kubernetes.io/pod-index": "0",
+                                                     "statefulset.kubernetes.io/pod-name": f"{name}-0"})
+    metadata["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                                    "uid": "0b5d6f7e-0000-4000-8000-000000000002",
+                                    "controller": True, "blockOwnerDeletion": True}]
+    spec = dict(template["spec"], hostname=f"{name}-0", subdomain=name)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def add(path, value):
+    return {"op": "add", "path": path, "value": value}
+
+
+def env_patch(container_path, existing):
+    return [add(f"{container_path}/env/{existing + i}", entry) for i, entry in enumerate(injected_env())]
+
+
+def hash_path(metadata_path):
+    return f"{metadata_path}/annotations/{HASH_ANNOTATION.replace('~', '~0').replace('/', '~1')}"
+
+
+def workload_fixtures(sample):
+    ditto = copy.deepcopy(sample)
+    ditto["metadata"]["uid"] = "7d1e3c2a-0000-4000-8000-000000000001"
+    ditto_payload = json.dumps(ditto, separators=(",", ":"))
+    name = ditto["metadata"]["name"]
+
+    def sts_request(file, obj, operation="CREATE", old=None):
+        write_json(file, admission_request(file.removesuffix(".json"), STATEFULSET_GVK, STATEFULSET_GVR, obj, operation, old))
+
+    def pod_request(file, obj, operation="CREATE", old=None):
+        write_json(file, admission_request(file.removesuffix(".json"), POD_GVK, POD_GVR, obj, operation, old))
+
+    plain_sts = operator_statefulset(ditto)
+    sts_request("statefulset-create.json", plain_sts)
+    scaled_old = injected_statefulset(ditto, ORIGINAL_HASH)
+    scaled_new = copy.deepcopy(scaled_old)
+    scaled_new["spec"]["replicas"] = 2
+    sts_request("statefulset-update-injected.json", scaled_new, "UPDATE", scaled_old)
+    # The operator's reconcile rewrites the template: our env and hash are gone from the new object.
+    sts_request("statefulset-update-reconciled.json", operator_statefulset(ditto), "UPDATE", injected_statefulset(ditto, ORIGINAL_HASH))
+    unowned = operator_statefulset(ditto)
+    unowned["metadata"]["ownerReferences"][0]["kind"] = "Application"
+    unowned["metadata"]["ownerReferences"][0]["apiVersion"] = "example.com/v1"
+    sts_request("statefulset-not-dittofs.json", unowned)
+
+    pod_request("pod-create.json", pod_from(plain_sts))
+    pod_request("pod-create-injected.json", pod_from(injected_statefulset(ditto, ORIGINAL_HASH)))
+    conflict = pod_from(plain_sts)
+    conflict["spec"]["containers"][0]["env"].append({"name": "AWS_REGION", "value": "us-east-1"})
+    pod_request("pod-create-conflict.json", conflict)
+    renamed = pod_from(plain_sts)
+    renamed["spec"]["containers"][0]["name"] = "server"
+    pod_request("pod-create-no-dittofs-container.json", renamed)
+    nginx = {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "web", "namespace": NAMESPACE, "labels": {"app": "web"}},
+             "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}
+    pod_request("pod-create-not-dittofs.json", nginx)
+    pod_request("pod-update.json", pod_from(plain_sts), "UPDATE", pod_from(plain_sts))
+
+    # Expected patches, derived from the fixtures above (kwctl diffs object against mutated_object).
+    sts_container = "/spec/template/spec/containers/0"
+    # The differ walks object keys in order: template.metadata comes before template.spec.
+    write_json("expected-patch-statefulset-create.json",
+               [add(hash_path("/spec/template/metadata"), ORIGINAL_HASH)] + env_patch(sts_container, 1))
+    write_json("expected-patch-statefulset-rotated.json",
+               [{"op": "replace", "path": hash_path("/spec/template/metadata"), "value": ROTATED_HASH}])
+    write_json("expected-patch-statefulset-carry-over.json",
+               [add(hash_path("/spec/template/metadata"), ORIGINAL_HASH)] + env_patch(sts_container, 1))
+    write_json("expected-patch-pod-create.json",
+               [add(hash_path("/metadata"), ORIGINAL_HASH)] + env_patch("/spec/containers/0", 1))
+    write_json("expected-patch-pod-env-only.json", env_patch("/spec/containers/0", 1))
+    write_json("expected-patch-pod-overwrite.json",
+               [add(hash_path("/metadata"), ORIGINAL_HASH)]
+               + [{"op": "replace", "path": "/spec/containers/0/env/1/value", "value": "eu-west-1"}]
+               + [add(f"/spec/containers/0/env/{2 + i}", e) for i, e in enumerate(injected_env()[:3])])
+
+    ditto_exchange = exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=ditto_payload)
+    no_s3 = copy.deepcopy(ditto)
+    no_s3["spec"].pop("s3")
+    rotated = dict(GOOD_DATA, secretAccessKey=b64(ROTATED_SECRET_ACCESS_KEY))
+    write_session("session-workload-found.yml", [ditto_exchange, secret_exchange(data=GOOD_DATA)])
+    write_session("session-workload-rotated.yml", [ditto_exchange, secret_exchange(data=rotated)])
+    write_session("session-workload-unrelated-key.yml", [ditto_exchange, secret_exchange(data=dict(GOOD_DATA, notes=b64("rotated by ops")))])
+    write_session("session-workload-no-s3.yml", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(no_s3, separators=(",", ":")))])
+    write_session("session-workload-ditto-missing.yml", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=not_found("dittofs.dittofs.com/v1alpha1", "DittoServer", name))])
+    write_session("session-workload-ditto-denied.yml", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=(
+        f"dittoservers.dittofs.dittofs.com \"{name}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" "
+        f"cannot get resource \"dittoservers\" in API group \"dittofs.dittofs.com\" in the namespace \"{NAMESPACE}\""))])
+    write_session("session-workload-secret-missing.yml", [ditto_exchange, secret_exchange(error=not_found("v1", "Secret", SECRET_NAME))])
+    write_session("session-workload-secret-incomplete.yml", [ditto_exchange, secret_exchange(data={"accessKeyId": GOOD_DATA["accessKeyId"]})])
+    write_session("session-workload-secret-denied.yml", [ditto_exchange, secret_exchange(error=(
+        f"secrets \"{SECRET_NAME}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" "
+        f"cannot get resource \"secrets\" in API group \"\" in the namespace \"{NAMESPACE}\""))])
+
+
 def main():
     shared = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "dittofs")
     sample = yaml.safe_load((shared / "sample-dittoserver-s3.yaml").read_text())
-    dittoserver_fixtures(sample)
+    dittoserver_fixtures(copy.deepcopy(sample))
+    workload_fixtures(copy.deepcopy(sample))
 
 
 if __name__ == "__main__":
