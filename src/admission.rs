@@ -45,7 +45,9 @@ pub fn decide(
     settings: &Settings,
     cluster: &dyn Cluster,
 ) -> Decision {
-    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
+    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE")
+        || is_being_deleted(&request.object)
+    {
         return Decision::accept();
     }
     let namespace = request_namespace(request);
@@ -68,6 +70,13 @@ pub fn decide(
         WorkloadMode::Inject => workload::inject(&workload_request, settings, cluster),
         WorkloadMode::Verify => workload::verify(&workload_request, settings, cluster),
     }
+}
+
+/// An object being deleted only loses finalizers or is torn down: never block or mutate it.
+fn is_being_deleted(object: &Value) -> bool {
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|timestamp| !timestamp.is_null())
 }
 
 /// The request's namespace, or the object's when the request omits it.
@@ -251,5 +260,24 @@ mod tests {
             panic!("expected rejection: {decision:?}")
         };
         assert!(message.contains("lacks AWS_ACCESS_KEY_ID"), "{message}");
+    }
+
+    #[test]
+    fn objects_being_deleted_are_accepted_without_lookups() {
+        let cluster = owner_cluster();
+        let mut bad = bad_ditto();
+        bad["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+        assert_eq!(
+            decide_payload(&payload(ditto_kind(), "UPDATE", bad, json!({})), &cluster),
+            Decision::accept()
+        );
+        let mut pod = dittofs_pod();
+        pod["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+        let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        for settings in [json!({}), json!({"workloads": "verify"})] {
+            let raw = payload(pod_kind.clone(), "CREATE", pod.clone(), settings);
+            assert_eq!(decide_payload(&raw, &cluster), Decision::accept());
+        }
+        assert!(cluster.lookups.borrow().is_empty());
     }
 }

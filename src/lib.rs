@@ -29,6 +29,8 @@ pub mod decision;
 pub mod dittoserver;
 pub mod naming;
 pub mod settings;
+#[cfg(test)]
+mod test_support;
 pub mod workload;
 
 use cluster::HostCluster;

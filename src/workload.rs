@@ -294,13 +294,8 @@ pub fn inject(
     let Some(owner_name) = owning_dittoserver(request.kind, request.object) else {
         return Decision::accept();
     };
-    let pod_spec_is_mutable =
-        request.kind == WorkloadKind::StatefulSet || request.operation == "CREATE";
-    let being_deleted = request
-        .object
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null());
-    if !pod_spec_is_mutable || being_deleted {
+    // A pod spec cannot change after creation.
+    if request.kind == WorkloadKind::Pod && request.operation != "CREATE" {
         return Decision::accept();
     }
     let what = request.describe();
@@ -475,13 +470,6 @@ pub fn verify(
     let Some(owner_name) = owning_dittoserver(request.kind, request.object) else {
         return Decision::accept();
     };
-    if request
-        .object
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
-    {
-        return Decision::accept();
-    }
     let what = request.describe();
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {

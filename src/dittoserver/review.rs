@@ -21,13 +21,6 @@ pub fn review(
     settings: &Settings,
     cluster: &dyn Cluster,
 ) -> Decision {
-    // A DittoServer being deleted only loses finalizers: never block that.
-    if object
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
-    {
-        return Decision::accept();
-    }
     let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -157,16 +150,10 @@ mod tests {
     use super::*;
     use crate::cluster::fake::FakeCluster;
     use crate::decision::Verdict;
-    use base64::Engine;
+    use crate::test_support::{FAKE_KEY, FAKE_SECRET, assert_no_values, b64, settings};
     use serde_json::json;
 
     const NS: &str = "dittofs-system";
-    const FAKE_KEY: &str = "FAKE-ACCESS-KEY-ID";
-    const FAKE_SECRET: &str = "FAKE-SECRET-ACCESS-KEY";
-
-    fn b64(text: &str) -> String {
-        base64::engine::general_purpose::STANDARD.encode(text)
-    }
 
     fn ditto(s3: Value) -> Value {
         json!({"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
@@ -187,23 +174,6 @@ mod tests {
 
     fn cluster_with(answer: Result<Value, LookupError>) -> FakeCluster {
         FakeCluster::default().with(ObjectRef::secret(NS, "s3-creds"), answer)
-    }
-
-    fn settings(json: Value) -> Settings {
-        serde_json::from_value(json).expect("settings")
-    }
-
-    fn assert_no_values(decision: &Decision) {
-        let text = format!("{decision:?}");
-        for value in [
-            FAKE_KEY,
-            FAKE_SECRET,
-            &b64(FAKE_KEY),
-            &b64(FAKE_SECRET),
-            "cubbit",
-        ] {
-            assert!(!text.contains(value), "decision leaks {value}: {text}");
-        }
     }
 
     #[test]
@@ -240,16 +210,6 @@ mod tests {
                 "DittoServer \"dittofs-s3\" is invalid: spec.s3.credentialsSecretRef.secretName:"
             ),
             "{message}"
-        );
-    }
-
-    #[test]
-    fn deleting_dittoserver_is_never_blocked() {
-        let mut object = ditto(json!({"region": "INVALID"}));
-        object["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
-        assert_eq!(
-            review(&object, NS, &Settings::default(), &FakeCluster::default()),
-            Decision::accept()
         );
     }
 

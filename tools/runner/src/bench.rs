@@ -58,9 +58,7 @@ pub fn run(input: &BenchInput<'_>) -> Result<Vec<Timing>> {
         bail!("the policy fails on this request: {:?}", first.status);
     }
 
-    let mut fresh = Vec::with_capacity(input.samples);
-    for iteration in 0..input.warm_up + input.samples {
-        let start = Instant::now();
+    let fresh = time(input, || {
         let instance = input.policy.instantiate(input.host.clone())?;
         std::hint::black_box(evaluate(
             &instance,
@@ -68,26 +66,32 @@ pub fn run(input: &BenchInput<'_>) -> Result<Vec<Timing>> {
             input.settings,
             allow_mutation,
         ));
-        if iteration >= input.warm_up {
-            fresh.push(start.elapsed());
-        }
-    }
-
-    let mut warm = Vec::with_capacity(input.samples);
-    for iteration in 0..input.warm_up + input.samples {
-        let start = Instant::now();
+        Ok(())
+    })?;
+    let warm = time(input, || {
         std::hint::black_box(evaluate(
             &probe,
             input.request,
             input.settings,
             allow_mutation,
         ));
-        if iteration >= input.warm_up {
-            warm.push(start.elapsed());
-        }
-    }
+        Ok(())
+    })?;
     Ok(vec![
         Timing::from_samples("fresh-instance", fresh),
         Timing::from_samples("warm-instance", warm),
     ])
+}
+
+/// Times `samples` runs of `step` after `warm_up` untimed ones.
+fn time(input: &BenchInput<'_>, mut step: impl FnMut() -> Result<()>) -> Result<Vec<Duration>> {
+    let mut timings = Vec::with_capacity(input.samples);
+    for iteration in 0..input.warm_up + input.samples {
+        let start = Instant::now();
+        step()?;
+        if iteration >= input.warm_up {
+            timings.push(start.elapsed());
+        }
+    }
+    Ok(timings)
 }
