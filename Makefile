@@ -22,6 +22,11 @@ runner: $(RUNNER)
 annotated-policy.wasm: policy.wasm metadata.yml README.md $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 
+# Derived from metadata.yml and questions-ui.yml; regenerate after changing either.
+artifacthub-pkg.yml: metadata.yml questions-ui.yml $(RUNNER)
+	$(RUNNER) scaffold artifacthub --metadata-path metadata.yml --questions-path questions-ui.yml \
+		--output artifacthub-pkg.yml
+
 .PHONY: demo
 demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	KWCTL=$(KWCTL) scripts/demo.sh

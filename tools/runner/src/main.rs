@@ -6,6 +6,7 @@ mod evaluate;
 mod host;
 mod metadata;
 mod replay;
+mod scaffold;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate files derived from metadata.yml, like `kwctl scaffold`.
+    Scaffold {
+        #[command(subcommand)]
+        what: ScaffoldCommand,
+    },
     /// Embed metadata (and the README as usage) into a module, like `kwctl annotate`.
     Annotate {
         #[arg(short = 'm', long = "metadata-path")]
@@ -52,6 +58,22 @@ enum Command {
         #[arg(short = 'o', long = "output-path")]
         output: PathBuf,
         module: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScaffoldCommand {
+    /// artifacthub-pkg.yml for Artifact Hub.
+    Artifacthub {
+        #[arg(short = 'm', long)]
+        metadata_path: PathBuf,
+        #[arg(short = 'q', long)]
+        questions_path: Option<PathBuf>,
+        /// RFC 3339 creation time (default: now, from `date`).
+        #[arg(long)]
+        created_at: Option<String>,
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -178,6 +200,47 @@ fn annotate(
         .with_context(|| format!("cannot write {}", output.display()))
 }
 
+fn scaffold_artifacthub(
+    metadata_path: &Path,
+    questions_path: Option<&Path>,
+    created_at: Option<String>,
+    output: Option<&Path>,
+) -> Result<()> {
+    let text = std::fs::read_to_string(metadata_path)
+        .with_context(|| format!("cannot read {}", metadata_path.display()))?;
+    let metadata: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not YAML", metadata_path.display()))?;
+    metadata::validate(&metadata).map_err(|e| anyhow!("Metadata is invalid: {e}"))?;
+    let questions = questions_path
+        .map(|path| {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        })
+        .transpose()?;
+    let created_at = match created_at {
+        Some(created_at) => created_at,
+        None => now_rfc3339()?,
+    };
+    let package = scaffold::artifacthub_package(&metadata, questions.as_deref(), &created_at)?;
+    let yaml = format!("---\n{}", serde_yaml::to_string(&package)?);
+    match output {
+        Some(path) => {
+            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            print!("{yaml}");
+            Ok(())
+        }
+    }
+}
+
+/// The current UTC time in RFC 3339, without pulling a date crate into the runner.
+fn now_rfc3339() -> Result<String> {
+    let output = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()?;
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -214,6 +277,9 @@ fn main() -> ExitCode {
                 Ok(Ok(()))
             }
         }),
+        Command::Scaffold {
+            what: ScaffoldCommand::Artifacthub { metadata_path, questions_path, created_at, output },
+        } => scaffold_artifacthub(&metadata_path, questions_path.as_deref(), created_at, output.as_deref()).map(Ok),
         Command::Annotate { metadata, usage, output, module } => {
             annotate(&metadata, usage.as_deref(), &output, &module).map(Ok)
         }
