@@ -1,0 +1,1 @@
+//! Test-only crate: see `tests/`. It checks files of the repository against each other.
