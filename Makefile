@@ -39,9 +39,11 @@ fmt:
 lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
+# The runner's tests reuse its `tool` build, so wasmtime is compiled once.
 .PHONY: unit-tests
 unit-tests:
-	cargo test --locked --workspace
+	cargo test --locked --workspace --exclude policy-runner
+	cargo test --locked -p policy-runner --profile tool
 
 .PHONY: e2e-tests
 e2e-tests: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
