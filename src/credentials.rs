@@ -194,17 +194,27 @@ pub fn check_endpoint(
     allowed_hosts: Option<&[String]>,
 ) -> Result<(), EndpointProblem> {
     let text = std::str::from_utf8(value.as_bytes()).map_err(|_| EndpointProblem::NotText)?;
-    let url = url::Url::parse(text.trim()).map_err(|_| EndpointProblem::NotAbsoluteUrl)?;
-    let host = match url.host() {
-        Some(url::Host::Domain(domain)) => domain.to_owned(),
-        Some(url::Host::Ipv4(address)) => address.to_string(),
-        Some(url::Host::Ipv6(address)) => address.to_string(),
-        None => return Err(EndpointProblem::NotAbsoluteUrl),
+    // http::Uri parses RFC 3986 URIs without IDNA tables (which would double the module's size);
+    // a non-ASCII host is simply not a valid endpoint here.
+    let uri: http::Uri = text
+        .trim()
+        .parse()
+        .map_err(|_| EndpointProblem::NotAbsoluteUrl)?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(EndpointProblem::NotAbsoluteUrl);
     };
-    if !url.username().is_empty() || url.password().is_some() {
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(EndpointProblem::NotAbsoluteUrl);
+    }
+    if authority.as_str().contains('@') {
         return Err(EndpointProblem::HasUserInfo);
     }
-    match url.scheme() {
+    match scheme {
         "https" => {}
         "http" if allow_insecure => {}
         "http" => return Err(EndpointProblem::InsecureScheme),
