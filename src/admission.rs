@@ -3,6 +3,7 @@
 use kubewarden_policy_sdk::request::KubernetesAdmissionRequest;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::cluster::Cluster;
 use crate::decision::Decision;
@@ -12,12 +13,33 @@ use crate::workload::{self, WorkloadKind, WorkloadRequest};
 
 const DITTOFS_GROUP: &str = "dittofs.dittofs.com";
 
-/// The `validate` payload: the admission request and the policy settings.
+/// The `validate` payload: the admission request and the policy settings, kept raw so that
+/// requests this policy does not concern never pay for parsing them.
 #[derive(Deserialize)]
-struct Payload {
+struct Payload<'a> {
     request: KubernetesAdmissionRequest,
-    #[serde(default)]
-    settings: Option<Value>,
+    #[serde(default, borrow)]
+    settings: Option<&'a RawValue>,
+}
+
+/// What a request concerns, decided from its kind and operation alone.
+enum Target {
+    DittoServer,
+    Workload(WorkloadKind),
+}
+
+fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
+    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE")
+        || is_being_deleted(&request.object)
+    {
+        return None;
+    }
+    match (request.kind.group.as_str(), request.kind.kind.as_str()) {
+        (DITTOFS_GROUP, "DittoServer") => Some(Target::DittoServer),
+        ("", "Pod") => Some(Target::Workload(WorkloadKind::Pod)),
+        ("apps", "StatefulSet") => Some(Target::Workload(WorkloadKind::StatefulSet)),
+        _ => None,
+    }
 }
 
 /// Decides on a raw `validate` payload. Malformed input is rejected with a message, never an error.
@@ -26,12 +48,12 @@ pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
         Ok(payload) => payload,
         Err(error) => return Decision::reject(format!("malformed validation request: {error}")),
     };
+    if target(&payload.request).is_none() {
+        return Decision::accept();
+    }
     let settings = match payload.settings {
-        None | Some(Value::Null) => Settings::default(),
-        Some(raw) => match serde_json::to_vec(&raw)
-            .map_err(|e| e.to_string())
-            .and_then(|raw| Settings::parse(&raw))
-        {
+        None => Settings::default(),
+        Some(raw) => match Settings::parse(raw.get().as_bytes()) {
             Ok(settings) => settings,
             Err(message) => return Decision::reject(format!("policy misconfigured: {message}")),
         },
@@ -45,19 +67,15 @@ pub fn decide(
     settings: &Settings,
     cluster: &dyn Cluster,
 ) -> Decision {
-    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE")
-        || is_being_deleted(&request.object)
-    {
+    let Some(target) = target(request) else {
         return Decision::accept();
-    }
+    };
     let namespace = request_namespace(request);
-    let workload_kind = match (request.kind.group.as_str(), request.kind.kind.as_str()) {
-        (DITTOFS_GROUP, "DittoServer") => {
+    let workload_kind = match target {
+        Target::DittoServer => {
             return dittoserver::review::review(&request.object, namespace, settings, cluster);
         }
-        ("", "Pod") => WorkloadKind::Pod,
-        ("apps", "StatefulSet") => WorkloadKind::StatefulSet,
-        _ => return Decision::accept(),
+        Target::Workload(kind) => kind,
     };
     let workload_request = WorkloadRequest {
         kind: workload_kind,
