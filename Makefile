@@ -31,6 +31,14 @@ artifacthub-pkg.yml: metadata.yml questions-ui.yml $(RUNNER)
 demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	KWCTL=$(KWCTL) scripts/demo.sh
 
+target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.lock
+	scripts/build-wasm.sh floor-policy target/floor-policy.wasm
+
+# Benchmarks against the floor module and checks the budgets (see README, Performance).
+.PHONY: bench
+bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER)
+	RUNNER=$(RUNNER) scripts/bench.sh
+
 .PHONY: fmt
 fmt:
 	cargo fmt --all -- --check

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the policy module for wasm32-wasip1 and copies it to policy.wasm.
+# Builds a module of this workspace for wasm32-wasip1 (default: the policy into policy.wasm).
+#   scripts/build-wasm.sh [PACKAGE OUTPUT]
 #
 # Uses the rustup target when it is installed or can be added. Otherwise (machines whose
 # rustup cannot download targets) it installs Debian's rustc/cargo with the std sources and
@@ -10,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 target=wasm32-wasip1
 target_dir=target/wasm
-crate=dittofs_s3_policy
+package=${1:-dittofs-s3-policy}
+output=${2:-policy.wasm}
 debian_packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc)
 
 rustup_has_target() {
@@ -30,9 +32,10 @@ choose_toolchain() {
 }
 
 ensure_debian_toolchain() {
-  local missing=()
-  for package in "${debian_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  local missing=() debian_package
+  for debian_package in "${debian_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$debian_package" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$debian_package")
   done
   ((${#missing[@]} == 0)) && return
   echo "Installing Debian's Rust toolchain for $target: ${missing[*]}" >&2
@@ -45,17 +48,17 @@ ensure_debian_toolchain() {
 toolchain=$(choose_toolchain)
 case "$toolchain" in
   rustup)
-    cargo build --locked --release -p dittofs-s3-policy --target "$target" --target-dir "$target_dir"
+    cargo build --locked --release -p "$package" --target "$target" --target-dir "$target_dir"
     ;;
   debian)
     ensure_debian_toolchain
     # Debian's rustc has no bundled rust-lld: link with lld-22's wasm-ld instead.
     RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
       RUSTFLAGS="-L native=/usr/lib/wasm32-wasi -C linker=/usr/bin/wasm-ld-22" \
-      /usr/bin/cargo build --locked --release -p dittofs-s3-policy --target "$target" \
+      /usr/bin/cargo build --locked --release -p "$package" --target "$target" \
       --target-dir "$target_dir" -Zbuild-std=std,panic_abort
     ;;
   *) echo "unknown WASM_TOOLCHAIN '$toolchain' (rustup or debian)" >&2; exit 2 ;;
 esac
-cp "$target_dir/$target/release/$crate.wasm" policy.wasm
-echo "policy.wasm: $(stat -c %s policy.wasm) bytes (built with the $toolchain toolchain)" >&2
+cp "$target_dir/$target/release/${package//-/_}.wasm" "$output"
+echo "$output: $(stat -c %s "$output") bytes (built with the $toolchain toolchain)" >&2

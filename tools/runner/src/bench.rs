@@ -1,5 +1,5 @@
 //! `bench`: per-evaluation timings with a fresh instance per request (policy-server's way)
-//! and on one warm instance.
+//! and on one warm instance, plus the cost of instantiation alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +68,12 @@ pub fn run(input: &BenchInput<'_>) -> Result<Vec<Timing>> {
         ));
         Ok(())
     })?;
+    let instantiate = time(input, || {
+        drop(std::hint::black_box(
+            input.policy.instantiate(input.host.clone())?,
+        ));
+        Ok(())
+    })?;
     let warm = time(input, || {
         std::hint::black_box(evaluate(
             &probe,
@@ -79,6 +85,7 @@ pub fn run(input: &BenchInput<'_>) -> Result<Vec<Timing>> {
     })?;
     Ok(vec![
         Timing::from_samples("fresh-instance", fresh),
+        Timing::from_samples("instantiate-only", instantiate),
         Timing::from_samples("warm-instance", warm),
     ])
 }
