@@ -29,6 +29,7 @@ artifacthub-pkg.yml: metadata.yml questions-ui.yml $(RUNNER)
 
 .PHONY: demo
 demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
+	scripts/ensure-tools.sh jq
 	KWCTL=$(KWCTL) scripts/demo.sh
 
 target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.lock
@@ -37,6 +38,7 @@ target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo
 # Benchmarks against the floor module and checks the budgets (see README, Performance).
 .PHONY: bench
 bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER)
+	scripts/ensure-tools.sh jq python3
 	RUNNER=$(RUNNER) scripts/bench.sh
 
 .PHONY: fmt
@@ -55,6 +57,7 @@ unit-tests:
 
 .PHONY: e2e-tests
 e2e-tests: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
+	scripts/ensure-tools.sh bats jq
 	KWCTL=$(KWCTL) bats e2e.bats
 
 # Every check: formatting, lints, unit tests, end-to-end tests through the compiled module.
