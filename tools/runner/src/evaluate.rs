@@ -216,3 +216,157 @@ pub fn evaluate(
         warnings: guest.warnings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::Replay;
+    use serde_json::json;
+
+    /// A waPC guest whose `__guest_call` runs `body`; `data` is placed at offset 0.
+    fn guest(body: &str, data: &str) -> Vec<u8> {
+        let escaped = data.replace('\\', "\\\\").replace('"', "\\\"");
+        wat::parse_str(format!(
+            r#"(module
+                 (import "wapc" "__guest_response" (func $respond (param i32 i32)))
+                 (import "wapc" "__guest_error" (func $fail (param i32 i32)))
+                 (memory (export "memory") 1)
+                 (data (i32.const 0) "{escaped}")
+                 (func (export "wapc_init"))
+                 (func (export "__guest_call") (param i32 i32) (result i32) {body}))"#
+        ))
+        .unwrap()
+    }
+
+    /// A guest that answers every call with `response`.
+    fn answering(response: &Value) -> Vec<u8> {
+        let text = response.to_string();
+        guest(
+            &format!(
+                "(call $respond (i32.const 0) (i32.const {})) (i32.const 1)",
+                text.len()
+            ),
+            &text,
+        )
+    }
+
+    fn evaluate_with(module: &[u8], request: &Value, allow_mutation: bool) -> AdmissionResponse {
+        let policy = Policy::load(module).unwrap();
+        let host = Arc::new(Host::new(Vec::new(), Replay::new(Vec::new(), false)));
+        evaluate(
+            &policy.instantiate(host).unwrap(),
+            request,
+            &json!({}),
+            allow_mutation,
+        )
+    }
+
+    fn request() -> Value {
+        json!({"uid": "u1", "operation": "CREATE", "object": {"a": 1, "keep": true}})
+    }
+
+    #[test]
+    fn a_trap_is_an_internal_error_500() {
+        let response = evaluate_with(&guest("unreachable", ""), &request(), true);
+        assert_eq!(response.uid, "u1");
+        assert!(!response.allowed);
+        let status = response.status.unwrap();
+        assert_eq!(status.code, Some(500));
+        assert!(
+            status
+                .message
+                .unwrap()
+                .starts_with("internal server error: ")
+        );
+    }
+
+    #[test]
+    fn a_guest_error_is_an_internal_error_500() {
+        let response = evaluate_with(
+            &guest(
+                "(call $fail (i32.const 0) (i32.const 4)) (i32.const 0)",
+                "boom",
+            ),
+            &request(),
+            true,
+        );
+        let status = response.status.unwrap();
+        assert_eq!(status.code, Some(500));
+        assert!(status.message.unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn mutations_become_a_base64_json_patch() {
+        let module =
+            answering(&json!({"accepted": true, "mutated_object": {"a": 2, "keep": true}}));
+        let response = evaluate_with(&module, &request(), true);
+        assert!(response.allowed);
+        assert_eq!(response.patch_type.as_deref(), Some("JSONPatch"));
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(response.patch.unwrap())
+            .unwrap();
+        let patch: Value = serde_json::from_slice(&patch).unwrap();
+        assert_eq!(patch, json!([{"op": "replace", "path": "/a", "value": 2}]));
+        assert_eq!(
+            serde_json::to_value(AdmissionResponse {
+                patch: None,
+                patch_type: None,
+                ..response
+            })
+            .unwrap(),
+            json!({"uid": "u1", "allowed": true, "auditAnnotations": null, "warnings": null})
+        );
+    }
+
+    #[test]
+    fn an_unchanged_mutated_object_gives_no_patch() {
+        let module =
+            answering(&json!({"accepted": true, "mutated_object": {"a": 1, "keep": true}}));
+        let response = evaluate_with(&module, &request(), true);
+        assert!(response.allowed && response.patch.is_none() && response.patch_type.is_none());
+    }
+
+    #[test]
+    fn mutations_are_refused_when_not_allowed_or_on_delete() {
+        let module = answering(&json!({"accepted": true, "mutated_object": {"a": 2}}));
+        let refused = evaluate_with(&module, &request(), false);
+        assert!(!refused.allowed);
+        assert_eq!(
+            refused.status.unwrap().message.unwrap(),
+            "The policy attempted to mutate the request, but it is currently configured to not allow mutations."
+        );
+        let delete = json!({"uid": "u2", "operation": "DELETE", "object": null});
+        let on_delete = evaluate_with(&module, &delete, true);
+        assert!(!on_delete.allowed);
+        assert!(
+            on_delete
+                .status
+                .unwrap()
+                .message
+                .unwrap()
+                .starts_with("Incoming object is null")
+        );
+    }
+
+    #[test]
+    fn rejections_carry_message_code_and_warnings() {
+        let module =
+            answering(&json!({"accepted": false, "message": "no", "code": 403, "warnings": ["w"]}));
+        let response = evaluate_with(&module, &request(), true);
+        assert_eq!(
+            serde_json::to_value(&response).unwrap(),
+            json!({"uid": "u1", "allowed": false, "status": {"message": "no", "code": 403},
+                   "auditAnnotations": null, "warnings": ["w"]})
+        );
+    }
+
+    #[test]
+    fn admission_reviews_are_unwrapped() {
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "r"}});
+        assert_eq!(admission_request(review), json!({"uid": "r"}));
+        assert_eq!(
+            admission_request(json!({"uid": "bare"})),
+            json!({"uid": "bare"})
+        );
+    }
+}
