@@ -28,6 +28,8 @@ pub mod credentials;
 pub mod decision;
 pub mod dittoserver;
 pub mod naming;
+#[cfg(test)]
+mod properties;
 pub mod settings;
 #[cfg(test)]
 mod test_support;
