@@ -530,3 +530,35 @@ VERIFY='{"workloads":"verify"}'
   assert_accepted
   assert_no_warnings
 }
+
+# --- Hostile inputs ---------------------------------------------------------------------------------
+
+@test "hostile inputs: every case of test_data/hostile/cases.tsv ends in a clear verdict, never a 500" {
+  local count=0 failures=()
+  while IFS=$'\t' read -r request session expected; do
+    count=$((count + 1))
+    evaluate "$request" "$session"
+    if ! assert_verdict "$([[ $expected == reject:* ]] && echo false || echo true)" >/dev/null; then
+      failures+=("$request: $(response) $stderr")
+      continue
+    fi
+    case "$expected" in
+      reject:*) [[ $(response | jq -r .status.message) == *"${expected#reject:}"* ]] ;;
+      warn:*) [[ $(response | jq -r '.warnings // [] | join("\n")') == *"${expected#warn:}"* ]] ;;
+      accept) true ;;
+    esac || failures+=("$request: expected $expected, got $(response)")
+  done <test_data/hostile/cases.tsv
+  printf '%s\n' "${failures[@]}"
+  [ "${#failures[@]}" -eq 0 ]
+  [ "$count" -ge 40 ]
+}
+
+@test "hostile inputs: megabyte strings in a workload are handled" {
+  big="$BATS_TEST_TMPDIR/big.json"
+  jq '.object.metadata.annotations["example.com/blob"] = ("x" * 1048576)
+      | .object.spec.containers[0].env += [{"name": "BLOB", "value": ("y" * 1048576)}]' \
+    test_data/pod-create.json >"$big"
+  evaluate "$big" session-workload-found.yml
+  assert_accepted
+  [ "$(response | jq -r '.patch' | base64 -d | jq 'length')" = 5 ]
+}

@@ -33,6 +33,11 @@ def write_json(name: str, value) -> None:
     (HERE / name).write_text(json.dumps(value, indent=2) + "\n")
 
 
+def object_name(obj):
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    return metadata.get("name", "") if isinstance(metadata, dict) else ""
+
+
 def admission_request(uid, gvk, gvr, obj, operation="CREATE", old=None):
     options_kind = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}[operation]
     return {
@@ -41,7 +46,7 @@ def admission_request(uid, gvk, gvr, obj, operation="CREATE", old=None):
         "resource": gvr,
         "requestKind": gvk,
         "requestResource": gvr,
-        "name": obj["metadata"].get("name", "") if obj else old["metadata"]["name"],
+        "name": object_name(obj) or object_name(old),
         "namespace": NAMESPACE,
         "operation": operation,
         "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
@@ -365,11 +370,125 @@ def workload_fixtures(sample):
         f"cannot get resource \"secrets\" in API group \"\" in the namespace \"{NAMESPACE}\""))])
 
 
+def hostile_fixtures(sample):
+    """Malformed and adversarial inputs; each must end in a clear verdict, never a 500.
+    hostile/cases.tsv lists: request, session, expected ('reject:<text>', 'accept', 'warn:<text>')."""
+    out = HERE / "hostile"
+    out.mkdir(exist_ok=True)
+    for old in out.iterdir():
+        old.unlink()
+    ditto = copy.deepcopy(sample)
+    ditto["metadata"]["uid"] = "7d1e3c2a-0000-4000-8000-000000000001"
+    name = ditto["metadata"]["name"]
+    sts = operator_statefulset(ditto)
+    pod = pod_from(sts)
+    cases = []
+
+    def case(label, gvk, gvr, obj, expected, exchanges=(), operation="CREATE", old=None, raw=None):
+        file = f"{len(cases) + 1:02d}-{label}.json"
+        request = raw if raw is not None else admission_request(label, gvk, gvr, obj, operation, old)
+        (out / file).write_text(json.dumps(request, indent=1) + "\n")
+        session = "session-empty.yml"
+        if exchanges:
+            session = f"hostile/session-{len(cases) + 1:02d}.yml"
+            write_session(session, list(exchanges))
+        cases.append((f"hostile/{file}", session, expected))
+
+    def ditto_case(label, mutate, expected, exchanges=()):
+        obj = copy.deepcopy(ditto)
+        obj = mutate(obj)
+        case(label, DITTOSERVER_GVK, DITTOSERVER_GVR, obj, expected, exchanges)
+
+    def pod_case(label, mutate, expected, exchanges=()):
+        case(label, POD_GVK, POD_GVR, mutate(copy.deepcopy(pod)), expected, exchanges)
+
+    def sts_case(label, mutate, expected, exchanges=(), operation="CREATE", old=None):
+        case(label, STATEFULSET_GVK, STATEFULSET_GVR, mutate(copy.deepcopy(sts)), expected, exchanges, operation, old)
+
+    def put(path, value):
+        def mutate(obj):
+            target = obj
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            return obj
+        return mutate
+
+    ditto_ok = exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(ditto, separators=(",", ":")))
+    secret_ok = secret_exchange(data=GOOD_DATA)
+    s3 = ["spec", "s3"]
+    ref = s3 + ["credentialsSecretRef"]
+
+    # DittoServer objects of the wrong shape
+    ditto_case("dittoserver-object-null", lambda o: None, "reject:object: must be an object, not null")
+    ditto_case("dittoserver-object-array", lambda o: [o], "reject:object: must be an object, not an array")
+    ditto_case("dittoserver-object-string", lambda o: "DittoServer", "reject:object: must be an object, not a string")
+    ditto_case("dittoserver-spec-number", put(["spec"], 7), "reject:spec: must be an object, not a number")
+    ditto_case("dittoserver-s3-true", put(s3, True), "reject:spec.s3: must be an object, not a boolean")
+    ditto_case("dittoserver-ref-number", put(ref, 1), "reject:spec.s3.credentialsSecretRef: must be an object, not a number")
+    ditto_case("dittoserver-secretname-null", put(ref + ["secretName"], None), "reject:secretName: must be a string, not null")
+    ditto_case("dittoserver-secretname-array", put(ref + ["secretName"], ["a"]), "reject:secretName: must be a string, not an array")
+    ditto_case("dittoserver-secretname-unicode", put(ref + ["secretName"], "sécret-ß"), "reject:must be a DNS-1123 subdomain")
+    ditto_case("dittoserver-secretname-control-chars", put(ref + ["secretName"], "a\u0000b\nc"), "reject:must be a DNS-1123 subdomain")
+    ditto_case("dittoserver-key-number", put(ref + ["accessKeyIdKey"], 12), "reject:accessKeyIdKey: must be a string, not a number")
+    ditto_case("dittoserver-key-slash", put(ref + ["endpointKey"], "../etc/passwd"), "reject:endpointKey: must be a valid Secret key")
+    ditto_case("dittoserver-region-object", put(s3 + ["region"], {"name": "eu"}), "reject:spec.s3.region: must be a string, not an object")
+    ditto_case("dittoserver-region-unicode", put(s3 + ["region"], "eu-wést-1"), "reject:spec.s3.region: must be 1-63")
+    ditto_case("dittoserver-bucket-number", put(s3 + ["bucket"], 3.5), "reject:spec.s3.bucket: must be a string, not a number")
+    ditto_case("dittoserver-bucket-ipv4-like", put(s3 + ["bucket"], "10.0.0.255"), "reject:must not be formatted as an IP address")
+    ditto_case("dittoserver-metadata-null", put(["metadata"], None), "warn:was not found", [secret_exchange(error=not_found("v1", "Secret", SECRET_NAME))])
+    # Lookups answering garbage
+    ditto_case("dittoserver-secret-answer-array", lambda o: o, "warn:the lookup answer is not an object", [secret_exchange(raw="[1,2,3]")])
+    ditto_case("dittoserver-secret-answer-null", lambda o: o, "warn:the lookup answer is not an object", [secret_exchange(raw="null")])
+    ditto_case("dittoserver-secret-answer-truncated", lambda o: o, "warn:the host answered with invalid JSON", [secret_exchange(raw='{"data":{"accessKeyId":"RkFL')])
+    ditto_case("dittoserver-secret-data-array", lambda o: o, "warn:its data is not a map", [secret_exchange(data=["accessKeyId"])])
+    ditto_case("dittoserver-secret-values-numbers", lambda o: o, "warn:is not a base64 string", [secret_exchange(data={"accessKeyId": 1, "secretAccessKey": True})])
+    ditto_case("dittoserver-secret-is-a-dittoserver", lambda o: o, "warn:entry \"accessKeyId\" is missing", [exchange("v1", "Secret", SECRET_NAME, payload=json.dumps(ditto))])
+    ditto_case("dittoserver-endpoint-binary", lambda o: o, "warn:entry \"endpoint\" is not UTF-8 text", [secret_exchange(data=dict(GOOD_DATA, endpoint=base64.b64encode(b"\xff\xfe\x00").decode()))])
+    ditto_case("dittoserver-endpoint-javascript", lambda o: o, "warn:entry \"endpoint\" must be an absolute URL", [secret_exchange(data=dict(GOOD_DATA, endpoint=b64("javascript:alert(1)")))])
+
+    # Workloads of the wrong shape
+    pod_case("pod-containers-null", put(["spec", "containers"], None), "reject:spec.containers is malformed", [ditto_ok, secret_ok])
+    pod_case("pod-containers-string", put(["spec", "containers"], "dittofs"), "reject:spec.containers is malformed", [ditto_ok, secret_ok])
+    pod_case("pod-spec-missing", lambda o: {k: v for k, v in o.items() if k != "spec"}, "reject:spec is malformed", [ditto_ok, secret_ok])
+    pod_case("pod-env-string", put(["spec", "containers", 0, "env"], "AWS_REGION=x"), "reject:spec.containers[0].env is malformed", [ditto_ok, secret_ok])
+    pod_case("pod-env-entries-not-objects", put(["spec", "containers", 0, "env"], [1, "two", None]), "accept", [ditto_ok, secret_ok])
+    pod_case("pod-env-duplicate-names", put(["spec", "containers", 0, "env"], [{"name": "AWS_REGION", "value": "eu-west-1"}, {"name": "AWS_REGION", "value": "us-east-1"}]), "reject:already defines AWS_REGION differently", [ditto_ok, secret_ok])
+    pod_case("pod-annotations-array", put(["metadata", "annotations"], ["x"]), "reject:metadata.annotations is malformed", [ditto_ok, secret_ok])
+    pod_case("pod-labels-null", put(["metadata", "labels"], None), "accept")
+    pod_case("pod-labels-array", put(["metadata", "labels"], ["app"]), "accept")
+    pod_case("pod-instance-label-number", put(["metadata", "labels", "instance"], 5), "accept")
+    pod_case("pod-two-dittofs-containers", lambda o: put(["spec", "containers"], o["spec"]["containers"] * 2)(o), "accept", [ditto_ok, secret_ok])
+    pod_case("pod-unicode-container-names", put(["spec", "containers"], [{"name": "sérveur"}, {"name": "日本"}]), "warn:container \"dittofs\" not found", [ditto_ok, secret_ok])
+    pod_case("pod-hundreds-of-containers", put(["spec", "containers"], [{"name": f"c{i}", "image": "x"} for i in range(300)] + [operator_container(ditto)]), "accept", [ditto_ok, secret_ok])
+    pod_case("pod-thousand-env-entries", put(["spec", "containers", 0, "env"], [{"name": f"V{i}", "value": str(i)} for i in range(1000)]), "accept", [ditto_ok, secret_ok])
+    pod_case("pod-dittoserver-answer-garbage", lambda o: o, "warn:the host answered with invalid JSON", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload="<html>502</html>")])
+    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "accept", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA))])
+    pod_case("pod-dittoserver-s3-wrong-type", lambda o: o, "warn:has an invalid spec.s3", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(dict(ditto, spec=dict(ditto["spec"], s3="yes"))))])
+    sts_case("statefulset-owners-string", put(["metadata", "ownerReferences"], "DittoServer"), "accept")
+    sts_case("statefulset-owners-not-objects", put(["metadata", "ownerReferences"], [1, None, "x"]), "accept")
+    sts_case("statefulset-template-null", put(["spec", "template"], None), "reject:spec.template is malformed", [ditto_ok, secret_ok])
+    sts_case("statefulset-update-old-object-garbage", lambda o: o, "warn:kept the S3 credentials env and hash", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=not_found("dittofs.dittofs.com/v1alpha1", "DittoServer", name))], "UPDATE", "not an object")
+
+    # Requests of the wrong shape
+    bad = admission_request("odd", DITTOSERVER_GVK, DITTOSERVER_GVR, ditto)
+    case("request-operation-unknown", None, None, None, "accept", raw=dict(bad, operation="PATCH"))
+    case("request-kind-missing", None, None, None, "accept", raw={k: v for k, v in bad.items() if k != "kind"})
+    case("request-uid-number", None, None, None, "reject:malformed validation request", raw=dict(bad, uid=42))
+    # 124 levels: the host still parses the request (serde_json's limit is 128), but the policy's
+    # payload wraps it once more and crosses the limit.
+    case("request-object-deeply-nested", None, None, None, "reject:malformed validation request: recursion limit exceeded",
+         raw=dict(bad, object=dict(ditto, spec=dict(ditto["spec"], extra=json.loads("[" * 124 + "]" * 124)))))
+
+    (out / "cases.tsv").write_text("".join(f"{r}\t{s}\t{e}\n" for r, s, e in cases))
+
+
 def main():
     shared = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "dittofs")
     sample = yaml.safe_load((shared / "sample-dittoserver-s3.yaml").read_text())
     dittoserver_fixtures(copy.deepcopy(sample))
     workload_fixtures(copy.deepcopy(sample))
+    hostile_fixtures(copy.deepcopy(sample))
 
 
 if __name__ == "__main__":
