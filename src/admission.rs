@@ -46,7 +46,7 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
 pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
     let payload: Payload = match serde_json::from_slice(payload) {
         Ok(payload) => payload,
-        Err(error) => return Decision::reject(format!("malformed validation request: {error}")),
+        Err(error) => return Decision::reject(format!("malformed validation request: {}", excerpt(&error.to_string()))),
     };
     if target(&payload.request).is_none() {
         return Decision::accept();
@@ -87,6 +87,15 @@ pub fn decide(
     match settings.workloads {
         WorkloadMode::Inject => workload::inject(&workload_request, settings, cluster),
         WorkloadMode::Verify => workload::verify(&workload_request, settings, cluster),
+    }
+}
+
+/// Parser errors quote the input; a rejection must not echo megabytes of it.
+fn excerpt(text: &str) -> String {
+    const LIMIT: usize = 200;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or_default()),
+        None => text.to_owned(),
     }
 }
 
@@ -297,5 +306,15 @@ mod tests {
             assert_eq!(decide_payload(&raw, &cluster), Decision::accept());
         }
         assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn malformed_requests_are_not_echoed_at_length() {
+        let huge = format!("{{\"request\": \"{}\"}}", "x".repeat(100_000));
+        let Verdict::Reject(message) = decide_payload(huge.as_bytes(), &FakeCluster::default()).verdict else {
+            panic!("accepted")
+        };
+        assert!(message.starts_with("malformed validation request: invalid type: string"), "{message}");
+        assert!(message.chars().count() <= 240, "{} chars", message.chars().count());
     }
 }
