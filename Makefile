@@ -44,6 +44,7 @@ bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER)
 .PHONY: fmt
 fmt:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 .PHONY: lint
 lint:
@@ -60,9 +61,15 @@ e2e-tests: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	scripts/ensure-tools.sh bats jq
 	KWCTL=$(KWCTL) bats e2e.bats
 
-# Every check: formatting, lints, unit tests, end-to-end tests through the compiled module.
+# A bounded fuzzing run of every target (FUZZ_SECONDS each, default 60); see README, Fuzzing.
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
+
+# Every check: formatting, lints, unit tests, end-to-end tests through the compiled module,
+# and a bounded fuzzing run.
 .PHONY: test
-test: fmt lint unit-tests e2e-tests
+test: fmt lint unit-tests e2e-tests fuzz
 
 .PHONY: clean
 clean:

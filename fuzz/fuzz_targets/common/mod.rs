@@ -1,0 +1,60 @@
+//! Shared by the fuzz targets: a cluster whose answers come from the fuzz input, and the
+//! fake values no decision may carry.
+
+use dittofs_s3_policy::cluster::{Cluster, LookupError, ObjectRef};
+use dittofs_s3_policy::decision::Decision;
+use serde_json::Value;
+
+pub const FAKE_KEY: &str = "FUZZ-FAKE-ACCESS-KEY";
+pub const FAKE_SECRET: &str = "FUZZ-FAKE-SECRET-KEY";
+
+/// Answers DittoServer and Secret lookups with the given results.
+pub struct ScriptedCluster {
+    pub ditto_server: Result<Value, LookupError>,
+    pub secret: Result<Value, LookupError>,
+}
+
+impl Cluster for ScriptedCluster {
+    fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError> {
+        if object.kind == "Secret" {
+            self.secret.clone()
+        } else {
+            self.ditto_server.clone()
+        }
+    }
+}
+
+pub fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A DittoServer with credentials and a complete Secret, so fuzzing reaches injection.
+pub fn healthy_cluster() -> ScriptedCluster {
+    ScriptedCluster {
+        ditto_server: Ok(serde_json::json!({"metadata": {"name": "d"},
+            "spec": {"s3": {"credentialsSecretRef": {"secretName": "c"}}}})),
+        secret: Ok(
+            serde_json::json!({"data": {"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET),
+            "endpoint": b64("https://s3.fuzz.example")}}),
+        ),
+    }
+}
+
+/// No decision may carry a Secret value (raw or base64) that only a lookup could have supplied:
+/// a value the request itself contains may be quoted back.
+pub fn assert_no_secret_values(decision: &Decision, input: &[u8]) {
+    let text = format!("{decision:?}");
+    let input = String::from_utf8_lossy(input);
+    for value in [
+        FAKE_KEY.to_owned(),
+        FAKE_SECRET.to_owned(),
+        b64(FAKE_KEY),
+        b64(FAKE_SECRET),
+    ] {
+        assert!(
+            !text.contains(&value) || input.contains(&value),
+            "decision leaks a Secret value"
+        );
+    }
+}
