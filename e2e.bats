@@ -33,8 +33,9 @@ assert_no_secret_values() {
 evaluate() {
   local request=$1 session=$2 settings=${3:-"{}"}
   [[ $request == /* ]] || request="test_data/$request"
+  [[ $session == /* ]] || session="test_data/$session"
   run --separate-stderr "$KWCTL" run --request-path "$request" --settings-json "$settings" \
-    --allow-context-aware --replay-host-capabilities-interactions "test_data/$session" "$MODULE"
+    --allow-context-aware --replay-host-capabilities-interactions "$session" "$MODULE"
   assert_no_secret_values
 }
 
@@ -567,4 +568,28 @@ VERIFY='{"workloads":"verify"}'
   evaluate "$big" session-workload-found.yml
   assert_accepted
   [ "$(response | jq -r '.patch' | base64 -d | jq 'length')" = 5 ]
+}
+
+# --- Cost stays linear (behaviour here; time is measured by make bench) --------------------------
+
+@test "a 1 MiB Secret: only the consumed entries are hashed" {
+  python3 - "$BATS_TEST_TMPDIR" <<'PY'
+import base64, json, pathlib, sys
+session = pathlib.Path("test_data/session-workload-found.yml").read_text()
+head, payload = session.rsplit("payload: '", 1)
+secret = json.loads(payload.rsplit("'", 1)[0])
+secret["data"]["bulk"] = base64.b64encode(b"x" * (1024 * 1024)).decode()
+pathlib.Path(sys.argv[1], "session-1mib.yml").write_text(head + "payload: '" + json.dumps(secret) + "'\n")
+PY
+  evaluate pod-create.json "$BATS_TEST_TMPDIR/session-1mib.yml"
+  assert_patch expected-patch-pod-create.json
+}
+
+@test "a 200-container pod: only the dittofs container changes" {
+  jq '.object.spec.containers = [range(199) | {name: "sidecar-\(.)", image: "busybox", env: [{name: "I", value: "\(.)"}]}] + .object.spec.containers' \
+    test_data/pod-create.json >"$BATS_TEST_TMPDIR/pod-200.json"
+  evaluate "$BATS_TEST_TMPDIR/pod-200.json" session-workload-found.yml
+  assert_accepted
+  paths=$(response | jq -r .patch | base64 -d | jq -r '.[].path' | sort | tr '\n' ' ')
+  [ "$paths" = "/metadata/annotations/dittofs.io~1s3-credentials-hash /spec/containers/199/env/1 /spec/containers/199/env/2 /spec/containers/199/env/3 /spec/containers/199/env/4 " ]
 }
