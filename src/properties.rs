@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::cluster::ObjectRef;
 use crate::cluster::fake::FakeCluster;
+use crate::cluster::{Cluster, ObjectRef};
 use crate::credentials::{ConsumedCredentials, SecretData};
 use crate::decision::{Decision, Verdict};
 use crate::dittoserver::SecretKeys;
@@ -82,7 +82,7 @@ fn good_data() -> Value {
 }
 
 fn run(
-    f: fn(&WorkloadRequest<'_>, &Settings, &crate::cluster::fake::FakeCluster) -> Decision,
+    decide: fn(&WorkloadRequest<'_>, &Settings, &dyn Cluster) -> Decision,
     kind: WorkloadKind,
     object: &Value,
     settings: &Settings,
@@ -94,23 +94,7 @@ fn run(
         object,
         old_object: &Value::Null,
     };
-    f(&request, settings, &cluster(good_data()))
-}
-
-fn do_inject(
-    request: &WorkloadRequest<'_>,
-    settings: &Settings,
-    cluster: &FakeCluster,
-) -> Decision {
-    inject(request, settings, cluster)
-}
-
-fn do_verify(
-    request: &WorkloadRequest<'_>,
-    settings: &Settings,
-    cluster: &FakeCluster,
-) -> Decision {
-    verify(request, settings, cluster)
+    decide(&request, settings, &cluster(good_data()))
 }
 
 fn hash_with(keys: &SecretKeys, data: Value) -> String {
@@ -128,16 +112,16 @@ proptest! {
     #[test]
     fn injection_is_idempotent_keeps_unknown_fields_and_passes_verify((kind, object) in workload()) {
         let overwrite = settings(json!({"onEnvConflict": "overwrite"}));
-        let first = run(do_inject, kind, &object, &overwrite);
+        let first = run(inject, kind, &object, &overwrite);
         let output = match first.verdict {
             Verdict::Mutate(output) => output,
             Verdict::Accept => object.clone(),
             Verdict::Reject(message) => return Err(TestCaseError::fail(message)),
         };
         // Running on its own output changes nothing.
-        prop_assert_eq!(run(do_inject, kind, &output, &overwrite).verdict, Verdict::Accept);
+        prop_assert_eq!(run(inject, kind, &output, &overwrite).verdict, Verdict::Accept);
         // What injection produced passes verification.
-        prop_assert_eq!(run(do_verify, kind, &output, &Settings::default()), Decision::accept());
+        prop_assert_eq!(run(verify, kind, &output, &Settings::default()), Decision::accept());
         // Only env and the hash annotation may differ: remove both and the objects are equal.
         let strip = |mut value: Value| {
             let (containers, metadata) = match kind {
