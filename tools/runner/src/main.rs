@@ -169,17 +169,25 @@ fn prepare(args: &RunArgs, cycle_replay: bool) -> Result<Result<Prepared, String
     }))
 }
 
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// metadata.yml as JSON, validated the way kwctl validates it.
+fn read_metadata(path: &Path) -> Result<Value> {
+    let metadata: Value = serde_yaml::from_str(&read_text(path)?)
+        .with_context(|| format!("{} is not YAML", path.display()))?;
+    metadata::validate(&metadata).map_err(|e| anyhow!("Metadata is invalid: {e}"))?;
+    Ok(metadata)
+}
+
 fn annotate(
     metadata_path: &Path,
     usage: Option<&Path>,
     output: &Path,
     module_path: &Path,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(metadata_path)
-        .with_context(|| format!("cannot read {}", metadata_path.display()))?;
-    let metadata: Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("{} is not YAML", metadata_path.display()))?;
-    metadata::validate(&metadata).map_err(|e| anyhow!("Metadata is invalid: {e}"))?;
+    let metadata = read_metadata(metadata_path)?;
     let module = std::fs::read(module_path)
         .with_context(|| format!("cannot read {}", module_path.display()))?;
     let policy = Policy::load(&module)?;
@@ -190,11 +198,7 @@ fn annotate(
         .map_err(|e| anyhow!("cannot compute the policy's protocol version: {e}"))?;
     let protocol_version: String = serde_json::from_slice(&answer)
         .context("protocol_version answered something unreadable")?;
-    let usage = usage
-        .map(|path| {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-        })
-        .transpose()?;
+    let usage = usage.map(read_text).transpose()?;
     let metadata = metadata::complete(metadata, &protocol_version, usage)?;
     std::fs::write(output, metadata::embed(&module, &metadata)?)
         .with_context(|| format!("cannot write {}", output.display()))
@@ -206,16 +210,8 @@ fn scaffold_artifacthub(
     created_at: Option<String>,
     output: Option<&Path>,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(metadata_path)
-        .with_context(|| format!("cannot read {}", metadata_path.display()))?;
-    let metadata: Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("{} is not YAML", metadata_path.display()))?;
-    metadata::validate(&metadata).map_err(|e| anyhow!("Metadata is invalid: {e}"))?;
-    let questions = questions_path
-        .map(|path| {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-        })
-        .transpose()?;
+    let metadata = read_metadata(metadata_path)?;
+    let questions = questions_path.map(read_text).transpose()?;
     let created_at = match created_at {
         Some(created_at) => created_at,
         None => now_rfc3339()?,
