@@ -46,7 +46,12 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
 pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
     let payload: Payload = match serde_json::from_slice(payload) {
         Ok(payload) => payload,
-        Err(error) => return Decision::reject(format!("malformed validation request: {}", excerpt(&error.to_string()))),
+        Err(error) => {
+            return Decision::reject(format!(
+                "malformed validation request: {}",
+                excerpt(&error.to_string())
+            ));
+        }
     };
     if target(&payload.request).is_none() {
         return Decision::accept();
@@ -311,10 +316,19 @@ mod tests {
     #[test]
     fn malformed_requests_are_not_echoed_at_length() {
         let huge = format!("{{\"request\": \"{}\"}}", "x".repeat(100_000));
-        let Verdict::Reject(message) = decide_payload(huge.as_bytes(), &FakeCluster::default()).verdict else {
+        let Verdict::Reject(message) =
+            decide_payload(huge.as_bytes(), &FakeCluster::default()).verdict
+        else {
             panic!("accepted")
         };
-        assert!(message.starts_with("malformed validation request: invalid type: string"), "{message}");
-        assert!(message.chars().count() <= 240, "{} chars", message.chars().count());
+        assert!(
+            message.starts_with("malformed validation request: invalid type: string"),
+            "{message}"
+        );
+        assert!(
+            message.chars().count() <= 240,
+            "{} chars",
+            message.chars().count()
+        );
     }
 }
