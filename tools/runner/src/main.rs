@@ -1,10 +1,12 @@
 //! policy-runner: runs Kubewarden waPC policies like `kwctl run`, `kwctl bench` and
-//! `kwctl annotate`, for machines where kwctl is not available.
+//! `kwctl annotate`, and publishes them like `kwctl push` and `kwctl pull`, for machines where
+//! kwctl is not available.
 
 mod bench;
 mod evaluate;
 mod host;
 mod metadata;
+mod registry;
 mod replay;
 mod scaffold;
 
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::evaluate::Policy;
@@ -59,6 +61,42 @@ enum Command {
         output: PathBuf,
         module: PathBuf,
     },
+    /// Publish an annotated module as a Kubewarden OCI artifact, like `kwctl push`.
+    Push {
+        module: PathBuf,
+        /// registry://HOST/REPO:TAG
+        uri: String,
+        #[arg(short = 'o', long, value_enum, default_value_t = PushOutput::Text)]
+        output: PushOutput,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Download a policy module from a registry, like `kwctl pull`.
+    Pull {
+        /// registry://HOST/REPO:TAG or registry://HOST/REPO@sha256:DIGEST
+        uri: String,
+        /// Where to write the module (default: the repository's last path segment + .wasm).
+        #[arg(short = 'o', long = "output-path")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PushOutput {
+    /// The immutable reference as a registry:// URI.
+    Text,
+    /// `{"immutable_ref": "HOST/REPO@sha256:…"}`, as `kwctl push -o json` prints it.
+    Json,
+}
+
+#[derive(Args)]
+struct RegistryArgs {
+    /// Reach a loopback registry (localhost, 127.0.0.0/8, [::1]) over plain HTTP; refused for
+    /// any other host, which is always reached over TLS.
+    #[arg(long)]
+    plain_http: bool,
 }
 
 #[derive(Subcommand)]
@@ -92,11 +130,17 @@ struct RunArgs {
     allow_context_aware: bool,
     #[arg(long)]
     replay_host_capabilities_interactions: Option<PathBuf>,
-    /// The policy module: a path or file:// URI.
+    /// The policy module: a path, a file:// URI or a registry:// reference.
     module: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
-fn read_module(uri: &str) -> Result<Vec<u8>> {
+fn read_module(uri: &str, registry: &RegistryArgs) -> Result<Vec<u8>> {
+    if registry::is_registry_uri(uri) {
+        let location = registry::Location::parse(uri, registry.plain_http)?;
+        return Ok(registry::pull(&location)?.module);
+    }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     std::fs::read(path).with_context(|| format!("cannot read module {path}"))
 }
@@ -139,7 +183,7 @@ struct Prepared {
 }
 
 fn prepare(args: &RunArgs, cycle_replay: bool) -> Result<Result<Prepared, String>> {
-    let policy = Policy::load(&read_module(&args.module)?)?;
+    let policy = Policy::load(&read_module(&args.module, &args.registry)?)?;
     let granted = match (&policy.metadata, args.allow_context_aware) {
         (Some(metadata), true) => metadata.context_aware_resources.clone(),
         (None, true) => {
@@ -229,6 +273,37 @@ fn scaffold_artifacthub(
     }
 }
 
+fn push(module_path: &Path, uri: &str, output: PushOutput, registry: &RegistryArgs) -> Result<()> {
+    let location = registry::Location::parse(uri, registry.plain_http)?;
+    let module = std::fs::read(module_path)
+        .with_context(|| format!("cannot read {}", module_path.display()))?;
+    let immutable_ref = registry::push(module, &location)?;
+    match output {
+        PushOutput::Text => println!("{}", registry::as_uri(&immutable_ref)),
+        PushOutput::Json => println!("{}", serde_json::json!({ "immutable_ref": immutable_ref })),
+    }
+    Ok(())
+}
+
+fn pull(uri: &str, output: Option<PathBuf>, registry: &RegistryArgs) -> Result<()> {
+    let location = registry::Location::parse(uri, registry.plain_http)?;
+    let pulled = registry::pull(&location)?;
+    let output = output.unwrap_or_else(|| {
+        let repository = location.reference.repository();
+        let name = repository.rsplit('/').next().unwrap_or(repository);
+        PathBuf::from(format!("{name}.wasm"))
+    });
+    std::fs::write(&output, &pulled.module)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    println!(
+        "{} ({} bytes) written to {}",
+        registry::as_uri(&pulled.immutable_ref),
+        pulled.module.len(),
+        output.display()
+    );
+    Ok(())
+}
+
 /// The current UTC time in RFC 3339, without pulling a date crate into the runner.
 fn now_rfc3339() -> Result<String> {
     let output = std::process::Command::new("date")
@@ -279,6 +354,8 @@ fn main() -> ExitCode {
         Command::Annotate { metadata, usage, output, module } => {
             annotate(&metadata, usage.as_deref(), &output, &module).map(Ok)
         }
+        Command::Push { module, uri, output, registry } => push(&module, &uri, output, &registry).map(Ok),
+        Command::Pull { uri, output, registry } => pull(&uri, output, &registry).map(Ok),
     };
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
