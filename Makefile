@@ -27,6 +27,20 @@ artifacthub-pkg.yml: metadata.yml questions-ui.yml $(RUNNER)
 	$(RUNNER) scaffold artifacthub --metadata-path metadata.yml --questions-path questions-ui.yml \
 		--output artifacthub-pkg.yml
 
+# Publishes the annotated module to registry://$(REGISTRY)/dittofs-s3-policy, tagged latest and
+# v<version> (or TAG alone): make push REGISTRY=ghcr.io/dittofs/policies [TAG=…] [PLAIN_HTTP=1].
+# Credentials come from the Docker config; PLAIN_HTTP is accepted for loopback registries only.
+POLICY_NAME := dittofs-s3-policy
+VERSION := $(shell awk '$$1 == "io.kubewarden.policy.version:" { print $$2 }' metadata.yml)
+
+.PHONY: push
+push: annotated-policy.wasm $(RUNNER)
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=HOST[/PATH] [TAG=...] [PLAIN_HTTP=1]" >&2; exit 2; }
+	@for tag in $(or $(TAG),latest v$(VERSION)); do \
+		$(RUNNER) push $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm \
+			registry://$(REGISTRY)/$(POLICY_NAME):$$tag || exit; \
+	done
+
 .PHONY: demo
 demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	scripts/ensure-tools.sh jq
@@ -57,9 +71,10 @@ unit-tests:
 	cargo test --locked -p policy-runner --profile tool
 
 .PHONY: e2e-tests
-e2e-tests: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
-	scripts/ensure-tools.sh bats jq
+e2e-tests: annotated-policy.wasm $(RUNNER)
+	scripts/ensure-tools.sh bats jq curl python3 docker-registry htpasswd:apache2-utils
 	KWCTL=$(KWCTL) bats e2e.bats
+	RUNNER=$(RUNNER) bats e2e-registry.bats
 
 # A bounded fuzzing run of every target (FUZZ_SECONDS each, default 60); see README, Fuzzing.
 .PHONY: fuzz

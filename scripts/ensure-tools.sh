@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the command-line tools the tests and the demo need
-# when they are missing: ensure-tools.sh COMMAND...
+# when they are missing: ensure-tools.sh COMMAND[:PACKAGE]... (PACKAGE defaults to COMMAND).
 set -euo pipefail
 missing=()
-for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in "$@"; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
 ((${#missing[@]} == 0)) && exit 0
 echo "Installing missing tools: ${missing[*]}" >&2
 sudo=()
