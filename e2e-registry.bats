@@ -127,6 +127,12 @@ metadata_annotations() {
     "registry://$OPEN_REGISTRY/$REPO@$digest"
   [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
   cmp "$BATS_TEST_TMPDIR/by-digest.wasm" "$MODULE"
+  # Without -o, the module lands in the current directory, named after the repository.
+  local runner
+  runner=$(realpath "$RUNNER")
+  mkdir "$BATS_TEST_TMPDIR/cwd"
+  (cd "$BATS_TEST_TMPDIR/cwd" && "$runner" pull --plain-http "registry://$OPEN_REGISTRY/$REPO:v-pull" >/dev/null)
+  cmp "$BATS_TEST_TMPDIR/cwd/dittofs-s3-policy.wasm" "$MODULE"
 }
 
 @test "run evaluates a registry:// module exactly as the local file" {
