@@ -20,6 +20,7 @@ pub struct Attempt<'a> {
 #[derive(Debug, PartialEq)]
 enum Kind {
     Unreachable(String),
+    UntrustedCertificate(String),
     Unauthorized,
     NotFound,
     Other,
@@ -28,6 +29,7 @@ enum Kind {
 fn kind(error: &OciDistributionError) -> Kind {
     use OciDistributionError as E;
     match error {
+        E::RequestError(e) if has_certificate_error(e) => Kind::UntrustedCertificate(root_cause(e)),
         E::RequestError(e) if e.is_connect() || e.is_timeout() => Kind::Unreachable(root_cause(e)),
         E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => Kind::Unauthorized,
         E::ServerError {
@@ -55,13 +57,38 @@ fn kind(error: &OciDistributionError) -> Kind {
     }
 }
 
+type Link<'a> = &'a (dyn std::error::Error + 'static);
+
+/// An error and its causes, outermost first. `io::Error::source()` skips the error an
+/// `io::Error` wraps (where rustls' errors sit), so that one is taken through `get_ref`.
+fn chain(error: Link) -> impl Iterator<Item = Link> {
+    std::iter::successors(Some(error), |link| {
+        match link
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped),
+            None => link.source(),
+        }
+    })
+}
+
+/// Whether the TLS handshake failed on the registry's certificate.
+fn has_certificate_error(error: Link) -> bool {
+    chain(error).any(|link| {
+        matches!(
+            link.downcast_ref(),
+            Some(rustls::Error::InvalidCertificate(_))
+        )
+    })
+}
+
 /// The innermost cause, e.g. "Connection refused (os error 111)".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
+fn root_cause(error: Link) -> String {
+    chain(error)
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 pub fn explain(error: &OciDistributionError, attempt: &Attempt) -> anyhow::Error {
@@ -86,6 +113,10 @@ pub fn explain(error: &OciDistributionError, attempt: &Attempt) -> anyhow::Error
             };
             anyhow::anyhow!("cannot reach the registry {registry} over {transport}: {cause}{hint}")
         }
+        Kind::UntrustedCertificate(cause) => anyhow::anyhow!(
+            "cannot reach the registry {registry} over HTTPS: its certificate is not trusted \
+             ({cause}); add its CA to the system's trust store, or name a PEM bundle in SSL_CERT_FILE"
+        ),
         Kind::Unauthorized => {
             let config = super::credentials::config_path().map_or_else(
                 || "the Docker config".to_owned(),
@@ -162,6 +193,29 @@ mod tests {
         for (error, expected) in cases {
             assert_eq!(kind(&error), expected, "{error}");
         }
+    }
+
+    #[test]
+    fn certificate_errors_are_found_inside_nested_io_errors() {
+        use std::io::{Error, ErrorKind};
+        let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        // The shape hyper-rustls hands back: an io::Error around an io::Error around rustls' error.
+        let nested = Error::other(Error::new(ErrorKind::InvalidData, untrusted));
+        assert!(has_certificate_error(&nested));
+        assert_eq!(
+            root_cause(&nested),
+            "invalid peer certificate: UnknownIssuer"
+        );
+
+        let refused = Error::other(Error::from_raw_os_error(111));
+        assert!(!has_certificate_error(&refused));
+        assert!(
+            root_cause(&refused).contains("os error 111"),
+            "{}",
+            root_cause(&refused)
+        );
+        let other_tls = Error::new(ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(!has_certificate_error(&other_tls));
     }
 
     fn message(error: OciDistributionError, operation: Operation, authenticated: bool) -> String {
