@@ -72,7 +72,7 @@ unit-tests:
 
 .PHONY: e2e-tests
 e2e-tests: annotated-policy.wasm $(RUNNER)
-	scripts/ensure-tools.sh bats jq curl python3 docker-registry htpasswd:apache2-utils
+	scripts/ensure-tools.sh bats jq curl python3 openssl docker-registry htpasswd:apache2-utils
 	KWCTL=$(KWCTL) bats e2e.bats
 	RUNNER=$(RUNNER) bats e2e-registry.bats
 

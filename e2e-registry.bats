@@ -14,19 +14,23 @@ USER_NAME=fake-registry-user
 PASSWORD=FAKE-REGISTRY-PASSWORD-DO-NOT-USE
 
 setup_file() {
-  export OPEN_DIR AUTH_DIR OPEN_REGISTRY AUTH_REGISTRY
+  export OPEN_DIR AUTH_DIR TLS_DIR OPEN_REGISTRY AUTH_REGISTRY TLS_REGISTRY
   OPEN_DIR=$(mktemp -d)
   AUTH_DIR=$(mktemp -d)
+  TLS_DIR=$(mktemp -d)
   start_registry "$OPEN_DIR"
   OPEN_REGISTRY=$REGISTRY
-  start_registry "$AUTH_DIR" "$USER_NAME" "$PASSWORD"
+  start_registry "$AUTH_DIR" --auth "$USER_NAME" "$PASSWORD"
   AUTH_REGISTRY=$REGISTRY
+  start_registry "$TLS_DIR" --tls
+  TLS_REGISTRY=$REGISTRY
 }
 
 # Runs even when setup_file or a test failed: no registry outlives the file, no storage stays.
 teardown_file() {
   stop_registry "$OPEN_DIR"
   stop_registry "$AUTH_DIR"
+  stop_registry "$TLS_DIR"
 }
 
 setup() {
@@ -180,6 +184,24 @@ metadata_annotations() {
   [[ $stderr == *"refused"* ]] || { echo "$stderr"; return 1; }
   run --separate-stderr "$RUNNER" pull --plain-http "registry://127.0.0.1:$port/$REPO:v1"
   assert_failed_with "cannot reach the registry 127.0.0.1:$port"
+}
+
+@test "over TLS: a trusted certificate works, an untrusted one is refused with the reason" {
+  local target=registry://$TLS_REGISTRY/$REPO:v-tls
+  # The throwaway CA is in no trust store yet.
+  run --separate-stderr "$RUNNER" push "$MODULE" "$target"
+  assert_failed_with "cannot reach the registry $TLS_REGISTRY over HTTPS: its certificate is not trusted"
+  [[ $stderr == *SSL_CERT_FILE* ]] || { echo "$stderr"; return 1; }
+  # Trusted through SSL_CERT_FILE, as for any rustls or OpenSSL client.
+  run --separate-stderr env SSL_CERT_FILE="$TLS_DIR/ca.pem" "$RUNNER" push "$MODULE" "$target"
+  [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
+  local digest=${output##*@}
+  [ "$(curl -fsS --cacert "$TLS_DIR/ca.pem" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+       "https://$TLS_REGISTRY/v2/$REPO/manifests/v-tls" | sha256sum | cut -d' ' -f1)" = "${digest#sha256:}" ]
+  run --separate-stderr env SSL_CERT_FILE="$TLS_DIR/ca.pem" "$RUNNER" pull -o "$BATS_TEST_TMPDIR/tls.wasm" \
+    "registry://$TLS_REGISTRY/$REPO@$digest"
+  [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
+  cmp "$BATS_TEST_TMPDIR/tls.wasm" "$MODULE"
 }
 
 @test "TLS unless asked otherwise, and plain HTTP only on loopback" {
