@@ -178,7 +178,7 @@ metadata_annotations() {
 
 @test "error: registry unreachable" {
   local port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   run --separate-stderr "$RUNNER" push --plain-http "$MODULE" "registry://127.0.0.1:$port/$REPO:v1"
   assert_failed_with "cannot reach the registry 127.0.0.1:$port over plain HTTP"
   [[ $stderr == *"refused"* ]] || { echo "$stderr"; return 1; }

@@ -4,6 +4,11 @@
 #   --auth demands HTTP basic auth; --tls serves HTTPS with a certificate for 127.0.0.1 signed by a
 #   throwaway CA, written to DIR/ca.pem. Sets REGISTRY (127.0.0.1:PORT).
 # stop_registry DIR: stops the registry started in DIR and removes DIR.
+# free_port: a loopback TCP port nothing listens on (yet).
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 start_registry() {
   local dir=$1 auth="" tls="" scheme=http port pid
@@ -23,7 +28,7 @@ start_registry() {
       *) echo "start_registry: unknown option $1" >&2; return 2 ;;
     esac
   done
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   cat >"$dir/config.yml" <<YAML
 version: 0.1
 log: {level: warn, accesslog: {disabled: true}}

@@ -56,6 +56,12 @@ impl Artifact {
             manifest_json,
         })
     }
+
+    /// What a push uploads before the manifest: the layer, then the config, with their descriptors.
+    pub fn blobs(&self) -> impl Iterator<Item = (&Vec<u8>, &OciDescriptor)> {
+        std::iter::zip([&self.layer], &self.manifest.layers)
+            .chain([(&self.config, &self.manifest.config)])
+    }
 }
 
 /// The metadata's annotations that fit in OCI annotations (single-line values), plus

@@ -1,5 +1,6 @@
 //! `push` and `pull` of policies as OCI artifacts in Kubewarden's layout, over oci-client.
-//! Everything here is blocking for the caller: each call runs its own single-threaded runtime.
+//! Everything here is blocking for the caller: each push or pull runs its own single-threaded
+//! runtime.
 
 mod credentials;
 mod failure;
@@ -9,8 +10,10 @@ mod location;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use http::HeaderValue;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
+use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
@@ -39,18 +42,26 @@ pub fn push(module: Vec<u8>, location: &Location) -> Result<String> {
 pub fn pull(location: &Location) -> Result<Pulled> {
     let auth = credentials::for_registry(location.registry())?;
     let attempt = attempt(location, Operation::Pull, &auth);
+    let explain = |e: OciDistributionError| failure::explain(&e, &attempt);
     let client = client(location)?;
-    let (manifest, digest) = block_on(client.pull_image_manifest(&location.reference, &auth))?
-        .map_err(|e| failure::explain(&e, &attempt))?;
-    let layer = layout::policy_layer(&manifest)
-        .map_err(|why| anyhow!("{} is not a Kubewarden policy: {why}", location.uri()))?;
-    let mut module = Vec::new();
-    block_on(client.pull_blob(&location.reference, layer, &mut module))?
-        .map_err(|e| failure::explain(&e, &attempt))?;
-    Ok(Pulled {
-        module,
-        immutable_ref: location.immutable(&digest),
-    })
+    let reference = &location.reference;
+    block_on(async {
+        let (manifest, digest) = client
+            .pull_image_manifest(reference, &auth)
+            .await
+            .map_err(explain)?;
+        let layer = layout::policy_layer(&manifest)
+            .map_err(|why| anyhow!("{} is not a Kubewarden policy: {why}", location.uri()))?;
+        let mut module = Vec::new();
+        client
+            .pull_blob(reference, layer, &mut module)
+            .await
+            .map_err(explain)?;
+        Ok(Pulled {
+            module,
+            immutable_ref: location.immutable(&digest),
+        })
+    })?
 }
 
 async fn upload(
@@ -63,22 +74,12 @@ async fn upload(
     client
         .auth(reference, auth, RegistryOperation::Push)
         .await?;
-    for (data, descriptor) in [
-        (&artifact.layer, artifact.manifest.layers.first()),
-        (&artifact.config, Some(&artifact.manifest.config)),
-    ] {
-        let descriptor = descriptor.ok_or(OciDistributionError::PushLayerNoDataError)?;
+    for (data, descriptor) in artifact.blobs() {
         client
             .push_blob(reference, data.clone(), &descriptor.digest)
             .await?;
     }
-    let content_type = artifact
-        .manifest
-        .media_type
-        .as_deref()
-        .unwrap_or(oci_client::manifest::OCI_IMAGE_MEDIA_TYPE)
-        .parse()
-        .map_err(|_| OciDistributionError::GenericError(Some("bad manifest media type".into())))?;
+    let content_type = HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
     client
         .push_manifest_raw(reference, artifact.manifest_json.clone(), content_type)
         .await?;
