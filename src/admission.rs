@@ -29,9 +29,13 @@ enum Target {
 }
 
 fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
-    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE")
-        || is_being_deleted(&request.object)
-    {
+    let acts_on = match request.operation.as_str() {
+        "CREATE" => true,
+        // Only a stored object can be being deleted (the API server clears the field on create).
+        "UPDATE" => !is_being_deleted(&request.object),
+        _ => false,
+    };
+    if !acts_on {
         return None;
     }
     match (request.kind.group.as_str(), request.kind.kind.as_str()) {
@@ -78,7 +82,14 @@ pub fn decide(
     let namespace = request_namespace(request);
     let workload_kind = match target {
         Target::DittoServer => {
-            return dittoserver::review::review(&request.object, namespace, settings, cluster);
+            let previous = (request.operation == "UPDATE").then_some(&request.old_object);
+            return dittoserver::review::review(
+                &request.object,
+                previous,
+                namespace,
+                settings,
+                cluster,
+            );
         }
         Target::Workload(kind) => kind,
     };
@@ -97,11 +108,7 @@ pub fn decide(
 
 /// Parser errors quote the input; a rejection must not echo megabytes of it.
 fn excerpt(text: &str) -> String {
-    const LIMIT: usize = 200;
-    match text.char_indices().nth(LIMIT) {
-        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or_default()),
-        None => text.to_owned(),
-    }
+    crate::decision::truncate(text, 200)
 }
 
 /// An object being deleted only loses finalizers or is torn down: never block or mutate it.
@@ -307,10 +314,26 @@ mod tests {
         pod["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
         let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
         for settings in [json!({}), json!({"workloads": "verify"})] {
-            let raw = payload(pod_kind.clone(), "CREATE", pod.clone(), settings);
+            let raw = payload(pod_kind.clone(), "UPDATE", pod.clone(), settings);
             assert_eq!(decide_payload(&raw, &cluster), Decision::accept());
         }
         assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_deletion_timestamp_on_create_does_not_skip_injection() {
+        // The API server clears it on create, so it cannot mean "being deleted" there.
+        let mut pod = dittofs_pod();
+        pod["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+        let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let decision = decide_payload(
+            &payload(pod_kind, "CREATE", pod, json!({})),
+            &owner_cluster(),
+        );
+        assert!(
+            matches!(decision.verdict, Verdict::Mutate(_)),
+            "{decision:?}"
+        );
     }
 
     #[test]

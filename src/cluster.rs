@@ -61,21 +61,55 @@ pub enum LookupError {
     Failed(String),
 }
 
+/// Longest host text quoted in a message: enough for the cause, never a wall of text.
+const QUOTE_LIMIT: usize = 100;
+
+/// What the host says a refusal looks like: policy-evaluator's own grant check, and the
+/// Kubernetes API's 401/403 answers (`<resource> "<name>" is forbidden: …`, `Unauthorized`).
+/// Object names cannot contain spaces or upper case, so none of these can come from a name.
+const DENIAL_MARKERS: [&str; 5] = [
+    "Policy has not been granted access to",
+    " is forbidden: ",
+    "reason: \"Forbidden\"",
+    "Unauthorized",
+    "code: 403",
+];
+
 impl LookupError {
-    /// Classifies a host error message (the host tells these cases apart only by text).
-    pub fn from_host_message(message: &str) -> Self {
-        let lower = message.to_ascii_lowercase();
-        if lower.contains("cannot find") || lower.contains("not found") {
+    /// Classifies a host error for a lookup of `object`. Denial is checked first, since RBAC
+    /// texts can contain "not found"; absence is only the host's exact not-found sentence
+    /// (policy-evaluator: `Cannot find <apiVersion>/<kind> named '<name>' inside of namespace
+    /// 'Some("<ns>")'`), which it sends only when the API server answered 404.
+    pub fn from_host_message(object: ObjectRef<'_>, message: &str) -> Self {
+        let message = unwrap_host_text(message);
+        if DENIAL_MARKERS.iter().any(|marker| message.contains(marker)) {
+            return Self::AccessDenied(quote(message));
+        }
+        let not_found = format!(
+            "Cannot find {}/{} named '{}' inside of namespace 'Some(\"{}\")'",
+            object.api_version, object.kind, object.name, object.namespace
+        );
+        if message.lines().next() == Some(not_found.as_str()) {
             Self::NotFound
-        } else if lower.contains("has not been granted access")
-            || lower.contains("forbidden")
-            || lower.contains("unauthorized")
-        {
-            Self::AccessDenied(message.to_owned())
         } else {
-            Self::Failed(message.to_owned())
+            Self::Failed(quote(message))
         }
     }
+}
+
+/// The host's own message inside the wrappers the waPC guest and policy-evaluator add.
+fn unwrap_host_text(message: &str) -> &str {
+    let message = message.strip_prefix("Host error: ").unwrap_or(message);
+    message
+        .strip_prefix("Callback evaluation failure: ")
+        .unwrap_or(message)
+}
+
+/// The first line of a host text, capped: kwctl appends `Caused by:` chains and, with
+/// `RUST_BACKTRACE` set, kilobytes of stack backtrace that no user should read in a warning.
+fn quote(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or_default().trim();
+    crate::decision::truncate(first_line, QUOTE_LIMIT)
 }
 
 impl fmt::Display for LookupError {
@@ -117,11 +151,7 @@ impl Cluster for HostCluster {
             "get_resource",
             &payload,
         )
-        .map_err(|error| {
-            let text = error.to_string();
-            // wapc-guest renders host errors as "Host error: <the host's message>".
-            LookupError::from_host_message(text.strip_prefix("Host error: ").unwrap_or(&text))
-        })?;
+        .map_err(|error| LookupError::from_host_message(object, &error.to_string()))?;
         // A syntax error message carries no input text, but keep it out anyway.
         serde_json::from_slice(&answer)
             .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
@@ -174,33 +204,66 @@ pub mod fake {
 mod tests {
     use super::*;
 
+    const SECRET: ObjectRef<'static> = ObjectRef {
+        api_version: "v1",
+        kind: "Secret",
+        namespace: "ns",
+        name: "x",
+    };
+
+    fn classify(message: &str) -> LookupError {
+        LookupError::from_host_message(SECRET, message)
+    }
+
     #[test]
-    fn host_messages_are_classified() {
-        let cases = [
-            (
-                "Cannot find v1/Secret named 'x' inside of namespace 'Some(\"ns\")'",
-                LookupError::NotFound,
-            ),
-            (
-                "Policy has not been granted access to Kubernetes v1/Secret resources. The violation has been reported.",
-                LookupError::AccessDenied(String::new()),
-            ),
-            (
-                "secrets \"x\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" cannot get resource",
-                LookupError::AccessDenied(String::new()),
-            ),
-            (
-                "the server has received too many requests",
-                LookupError::Failed(String::new()),
-            ),
-        ];
-        for (message, expected) in cases {
-            let got = LookupError::from_host_message(message);
-            assert_eq!(
-                std::mem::discriminant(&got),
-                std::mem::discriminant(&expected),
+    fn only_the_hosts_not_found_sentence_for_this_object_means_absent() {
+        let exact = "Cannot find v1/Secret named 'x' inside of namespace 'Some(\"ns\")'";
+        assert_eq!(classify(exact), LookupError::NotFound);
+        // As the guest receives it under kwctl, with a backtrace.
+        let wrapped = format!(
+            "Host error: Callback evaluation failure: {exact}\n\nStack backtrace:\n   0: anyhow::error"
+        );
+        assert_eq!(classify(&wrapped), LookupError::NotFound);
+        // Another object's absence, a discovery failure, or "not found" inside other text.
+        for other in [
+            "Cannot find v1/Secret named 'y' inside of namespace 'Some(\"ns\")'",
+            "Cannot find resource v1/Secret",
+            "the server could not find the requested resource (not found)",
+        ] {
+            assert!(matches!(classify(other), LookupError::Failed(_)), "{other}");
+        }
+    }
+
+    #[test]
+    fn denials_are_recognised_before_absence() {
+        for message in [
+            "Policy has not been granted access to Kubernetes v1/Secret resources. The violation has been reported.",
+            "Policy has not been granted access to the 'kubernetes/get_resource' host capability",
+            "ApiError: secrets \"x\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" \
+             cannot get resource \"secrets\" in API group \"\" in the namespace \"ns\": RBAC: \
+             clusterrole.rbac.authorization.k8s.io \"y\" not found: Forbidden",
+            "Callback evaluation failure: ApiError: Unauthorized: Unauthorized (ErrorResponse { code: 401 })",
+        ] {
+            assert!(
+                matches!(classify(message), LookupError::AccessDenied(_)),
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn quoted_host_text_is_unwrapped_to_one_capped_line() {
+        let backtrace = "\n\nStack backtrace:\n".to_owned() + &"   0: frame\n".repeat(500);
+        let error = classify(&format!(
+            "Host error: Callback evaluation failure: etcdserver: request timed out{backtrace}"
+        ));
+        assert_eq!(
+            error,
+            LookupError::Failed("etcdserver: request timed out".to_owned())
+        );
+        let LookupError::Failed(long) = classify(&"x".repeat(10_000)) else {
+            panic!("classified as something else")
+        };
+        assert!(long.len() <= QUOTE_LIMIT + '…'.len_utf8(), "{}", long.len());
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::dittoserver::SecretKeys;
+use crate::settings::Settings;
 
 /// Prefix of the S3 Secret's entries in the hash input, as the operator keys them.
 const HASH_SOURCE: &str = "s3";
@@ -163,6 +164,7 @@ fn hash_entries<'v>(entries: impl Iterator<Item = (String, &'v [u8])>) -> String
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndpointProblem {
     NotText,
+    WhitespaceOrControl,
     NotAbsoluteUrl,
     HasUserInfo,
     InsecureScheme,
@@ -178,6 +180,9 @@ impl EndpointProblem {
     pub fn describe(self) -> &'static str {
         match self {
             Self::NotText => "is not UTF-8 text",
+            Self::WhitespaceOrControl => {
+                "must not contain whitespace or control characters (often a trailing newline)"
+            }
             Self::NotAbsoluteUrl => "must be an absolute URL with a host (scheme://host[:port])",
             Self::HasUserInfo => "must not embed a user name or password",
             Self::InsecureScheme => "must use https (http only with allowInsecureEndpoint)",
@@ -194,12 +199,13 @@ pub fn check_endpoint(
     allowed_hosts: Option<&[String]>,
 ) -> Result<(), EndpointProblem> {
     let text = std::str::from_utf8(value.as_bytes()).map_err(|_| EndpointProblem::NotText)?;
+    // The AWS SDK refuses such an endpoint at run time; `echo … | base64` adds a newline.
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(EndpointProblem::WhitespaceOrControl);
+    }
     // http::Uri parses RFC 3986 URIs without IDNA tables (which would double the module's size);
     // a non-ASCII host is simply not a valid endpoint here.
-    let uri: http::Uri = text
-        .trim()
-        .parse()
-        .map_err(|_| EndpointProblem::NotAbsoluteUrl)?;
+    let uri: http::Uri = text.parse().map_err(|_| EndpointProblem::NotAbsoluteUrl)?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
         return Err(EndpointProblem::NotAbsoluteUrl);
     };
@@ -228,6 +234,34 @@ pub fn check_endpoint(
         return Err(EndpointProblem::HostNotAllowed);
     }
     Ok(())
+}
+
+/// An endpoint entry that breaks the endpoint rules, named by its key, never by its value.
+pub struct EndpointFinding {
+    pub problem: EndpointProblem,
+    /// `entry "<key>" <rule>`.
+    pub message: String,
+}
+
+/// Checks the endpoint entry, when the Secret has one, against the settings' endpoint rules.
+pub fn endpoint_finding(
+    secret: &SecretData<'_>,
+    key: &str,
+    settings: &Settings,
+) -> Option<EndpointFinding> {
+    let Entry::Present(endpoint) = secret.entry(key) else {
+        return None;
+    };
+    let problem = check_endpoint(
+        &endpoint,
+        settings.allow_insecure_endpoint,
+        settings.allowed_endpoint_hosts.as_deref(),
+    )
+    .err()?;
+    Some(EndpointFinding {
+        problem,
+        message: format!("entry \"{key}\" {}", problem.describe()),
+    })
 }
 
 #[cfg(test)]
@@ -410,6 +444,19 @@ mod tests {
             check_endpoint(&SecretValue(vec![0xff, 0xfe]), false, None),
             Err(EndpointProblem::NotText)
         );
+        for padded in [
+            "https://s3.cubbit.eu\n",
+            " https://s3.cubbit.eu",
+            "https://s3.cubbit.eu\t",
+            "https://s3.cubbit.eu\u{7f}",
+            "https://s3.cubbit.eu\u{a0}",
+        ] {
+            assert_eq!(
+                check(padded, false, None),
+                Err(EndpointProblem::WhitespaceOrControl),
+                "{padded:?}"
+            );
+        }
         assert!(EndpointProblem::HostNotAllowed.breaks_allow_list());
         assert!(!EndpointProblem::InsecureScheme.breaks_allow_list());
     }

@@ -40,8 +40,11 @@ use decision::Verdict;
 use settings::Settings;
 
 lazy_static! {
+    // Not the SDK's `KubewardenDrain::new()`: that wraps the drain in `slog::Fuse`, which
+    // panics (a trap, so a 500) when the host's `tracing/log` call fails. A lost log line
+    // must never cost the user their verdict.
     static ref LOG: Logger = Logger::root(
-        logging::KubewardenDrain::new().fuse(),
+        logging::KubewardenDrain::default().ignore_res(),
         o!("policy" => "dittofs-s3-policy")
     );
 }

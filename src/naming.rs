@@ -14,23 +14,28 @@ fn is_lower_alnum(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
-/// One DNS-1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric.
-fn is_dns1123_label(label: &str) -> bool {
-    let (Some(first), Some(last)) = (label.chars().next(), label.chars().last()) else {
+/// Lowercase alphanumerics and '-', starting and ending alphanumeric, of any length.
+fn is_dns1123_part(part: &str) -> bool {
+    let (Some(first), Some(last)) = (part.chars().next(), part.chars().last()) else {
         return false;
     };
-    label.len() <= DNS1123_LABEL_MAX
-        && is_lower_alnum(first)
+    is_lower_alnum(first)
         && is_lower_alnum(last)
-        && label.chars().all(|c| is_lower_alnum(c) || c == '-')
+        && part.chars().all(|c| is_lower_alnum(c) || c == '-')
 }
 
-/// Kubernetes object names such as Secrets: dot-separated DNS-1123 labels, at most 253 characters.
+/// One DNS-1123 label: a part of at most 63 characters.
+fn is_dns1123_label(label: &str) -> bool {
+    label.len() <= DNS1123_LABEL_MAX && is_dns1123_part(label)
+}
+
+/// Kubernetes object names such as Secrets: dot-separated parts, at most 253 characters in all.
+/// Kubernetes limits only the total here (unlike host names, a part may exceed 63 characters).
 pub fn dns1123_subdomain(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > DNS1123_SUBDOMAIN_MAX {
         return Err("must be 1-253 characters long (DNS-1123 subdomain)");
     }
-    if !name.split('.').all(is_dns1123_label) {
+    if !name.split('.').all(is_dns1123_part) {
         return Err(
             "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', \
              each dot-separated part starting and ending with a letter or digit",
@@ -148,7 +153,8 @@ pub fn annotation_key(key: &str) -> Result<(), &'static str> {
 /// any subdomain, or an IP address.
 pub fn endpoint_host_pattern(pattern: &str) -> Result<(), &'static str> {
     let domain = pattern.strip_prefix("*.").unwrap_or(pattern);
-    if pattern.parse::<std::net::IpAddr>().is_ok() || dns1123_subdomain(domain).is_ok() {
+    let is_host_name = dns1123_subdomain(domain).is_ok() && domain.split('.').all(is_dns1123_label);
+    if pattern.parse::<std::net::IpAddr>().is_ok() || is_host_name {
         Ok(())
     } else {
         Err(
@@ -169,6 +175,23 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
+/// How messages name an object: `Kind "name"`, its generateName while the API server has not
+/// named it yet, or `unnamed Kind`.
+pub fn describe(kind: &str, object: &serde_json::Value) -> String {
+    let metadata = object.get("metadata");
+    let field = |key: &str| {
+        metadata
+            .and_then(|m| m.get(key))
+            .and_then(serde_json::Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
+    match (field("name"), field("generateName")) {
+        (Some(name), _) => format!("{kind} \"{name}\""),
+        (None, Some(prefix)) => format!("{kind} \"{prefix}…\""),
+        (None, None) => format!("unnamed {kind}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +206,10 @@ mod tests {
             "d".repeat(61)
         );
         assert_eq!(long_ok.len(), 253);
+        // Kubernetes limits only the total length of an object name, not each part.
+        let long_part = "a".repeat(64);
         for ok in [
+            long_part.as_str(),
             "a",
             "dittofs-s3-credentials",
             "a.b-c.d",
@@ -321,6 +347,7 @@ mod tests {
             "*.",
             "S3.Cubbit.EU",
             "a/b",
+            &format!("{}.eu", "h".repeat(64)),
         ] {
             assert!(endpoint_host_pattern(bad).is_err(), "{bad}");
         }
@@ -329,5 +356,17 @@ mod tests {
         assert!(host_matches("*.cubbit.eu", "s3.acme.cubbit.eu"));
         assert!(!host_matches("*.cubbit.eu", "cubbit.eu"));
         assert!(!host_matches("*.cubbit.eu", "evilcubbit.eu"));
+    }
+
+    #[test]
+    fn objects_are_described_by_name_generate_name_or_as_unnamed() {
+        use serde_json::json;
+        let named = json!({"metadata": {"name": "d", "generateName": "x-"}});
+        assert_eq!(describe("DittoServer", &named), "DittoServer \"d\"");
+        let generated = json!({"metadata": {"name": "", "generateName": "dittofs-"}});
+        assert_eq!(describe("Pod", &generated), "Pod \"dittofs-…\"");
+        for nameless in [json!({}), json!({"metadata": {"name": 5}}), json!(null)] {
+            assert_eq!(describe("DittoServer", &nameless), "unnamed DittoServer");
+        }
     }
 }

@@ -135,6 +135,7 @@ proptest! {
             }
             if let Some(annotations) = value.pointer_mut(&format!("{metadata}/annotations")).and_then(Value::as_object_mut) {
                 annotations.remove("dittofs.io/s3-credentials-hash");
+                annotations.remove(crate::workload::ownership::RECORD_ANNOTATION);
                 if annotations.is_empty() { value.pointer_mut(metadata).and_then(Value::as_object_mut).map(|m| m.remove("annotations")); }
             }
             value

@@ -2,14 +2,17 @@
 //! what their `dittofs` container and hash annotation should hold, and injecting it.
 
 pub mod env;
+pub mod ownership;
 
 use serde_json::{Map, Value};
 
 use crate::cluster::{Cluster, DITTOSERVER_API_VERSION, DITTOSERVER_KIND, LookupError, ObjectRef};
-use crate::credentials::{ConsumedCredentials, SecretData};
+use crate::credentials::{ConsumedCredentials, SecretData, endpoint_finding};
 use crate::decision::Decision;
 use crate::dittoserver::{CredentialsRef, parse_s3};
+use crate::naming;
 use crate::settings::{OnEnvConflict, Settings};
+use ownership::{InjectionRecord, Ownership, RECORD_ANNOTATION};
 
 /// Labels the operator puts on DittoFS pods.
 const APP_LABEL: (&str, &str) = ("app", "dittofs-server");
@@ -166,22 +169,6 @@ fn container_mut<'v>(
     Ok(None)
 }
 
-/// What the previous revision of a StatefulSet held, for carrying it over.
-struct Previous {
-    env: Vec<Value>,
-    hash: Option<String>,
-}
-
-fn previous(old_object: &Value, kind: WorkloadKind, settings: &Settings) -> Previous {
-    let env = find_container(old_object, kind, &settings.container_name)
-        .and_then(|container| container.get("env"))
-        .and_then(Value::as_array)
-        .map(|env| env::managed_entries(env))
-        .unwrap_or_default();
-    let hash = pod_annotation(old_object, kind, &settings.hash_annotation).map(str::to_owned);
-    Previous { env, hash }
-}
-
 /// The request as the workload review needs it.
 pub struct WorkloadRequest<'a> {
     pub kind: WorkloadKind,
@@ -196,20 +183,25 @@ impl WorkloadRequest<'_> {
         self.operation == "UPDATE"
     }
 
-    /// `Pod "name"`, falling back to generateName for pods not yet named.
     fn describe(&self) -> String {
-        let metadata = self.object.get("metadata");
-        let name = metadata
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .filter(|name| !name.is_empty())
-            .or_else(|| {
-                metadata
-                    .and_then(|m| m.get("generateName"))
-                    .and_then(Value::as_str)
-            })
-            .unwrap_or("");
-        format!("{} \"{name}\"", self.kind.name())
+        naming::describe(self.kind.name(), self.object)
+    }
+
+    fn pod_annotations<'v>(&self, object: &'v Value) -> Option<&'v Map<String, Value>> {
+        object.pointer(self.kind.annotations_pointer())?.as_object()
+    }
+
+    /// What the policy wrote before: the object's record, else (on UPDATE) the previous
+    /// revision's, since the operator replaces the template's annotations on reconcile.
+    fn ownership(&self, settings: &Settings) -> Ownership {
+        let previous = self
+            .is_update()
+            .then(|| self.pod_annotations(self.old_object))
+            .flatten();
+        Ownership::of(
+            &[self.pod_annotations(self.object), previous],
+            &settings.hash_annotation,
+        )
     }
 }
 
@@ -242,21 +234,28 @@ fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
     }
 }
 
-/// Why the credentials hash cannot be computed.
-pub struct HashUnavailable {
-    pub reason: String,
-    /// The Secret is missing or lacks a required entry: the container cannot start.
-    pub blocks_start: bool,
+/// Why the consumed credentials cannot be used.
+pub enum SecretProblem {
+    /// The lookup failed, or the Secret is missing or incomplete.
+    Unavailable {
+        reason: String,
+        /// The Secret is missing or lacks a required entry: the container cannot start.
+        blocks_start: bool,
+    },
+    /// The endpoint entry breaks the endpoint rules: credentials must not be sent there.
+    Endpoint(String),
 }
 
-/// The credentials hash over the entries the container consumes.
-pub fn credentials_hash(
+/// Reads the Secret as the container will: the endpoint entry must pass the endpoint rules,
+/// and the hash covers the consumed entries only.
+pub fn read_credentials(
     credentials: &CredentialsRef,
     namespace: &str,
+    settings: &Settings,
     cluster: &dyn Cluster,
-) -> Result<String, HashUnavailable> {
+) -> Result<String, SecretProblem> {
     let secret_ref = ObjectRef::secret(namespace, &credentials.secret_name);
-    let unavailable = |reason: String, blocks_start: bool| HashUnavailable {
+    let unavailable = |reason: String, blocks_start: bool| SecretProblem::Unavailable {
         reason,
         blocks_start,
     };
@@ -274,6 +273,12 @@ pub fn credentials_hash(
     };
     let data = SecretData::from_object(&secret)
         .map_err(|problem| unavailable(format!("cannot read {secret_ref}: {problem}"), false))?;
+    if let Some(finding) = endpoint_finding(&data, &credentials.keys.endpoint, settings) {
+        return Err(SecretProblem::Endpoint(format!(
+            "{secret_ref}: {}",
+            finding.message
+        )));
+    }
     ConsumedCredentials::read(&data, &credentials.keys)
         .map(|consumed| consumed.hash())
         .map_err(|problems| {
@@ -298,35 +303,93 @@ pub fn inject(
     if request.kind == WorkloadKind::Pod && request.operation != "CREATE" {
         return Decision::accept();
     }
-    let what = request.describe();
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
-    match read_owner(owner, cluster) {
-        Owner::NoCredentials => Decision::accept(),
-        Owner::Unreadable(reason) if request.is_update() => {
-            let previous = previous(request.old_object, request.kind, settings);
-            let warning = format!(
-                "{reason}: kept the S3 credentials env and hash of the previous revision of {what}"
+    let (credentials, region) = match read_owner(owner, cluster) {
+        Owner::NoCredentials => return Decision::accept(),
+        Owner::Unreadable(reason) => return keep_as_it_was(request, settings, &reason),
+        Owner::Credentials(credentials, region) => (credentials, region),
+    };
+    let hash = match read_credentials(&credentials, request.namespace, settings, cluster) {
+        Ok(hash) => Some(hash),
+        Err(SecretProblem::Endpoint(finding)) => {
+            return Decision::reject(format!(
+                "{}: S3 credentials are not wired to an endpoint that breaks the endpoint rules: \
+                 {finding}",
+                request.describe()
+            ));
+        }
+        Err(SecretProblem::Unavailable { reason, .. }) => {
+            if request.is_update() || carries_injection(request, settings) {
+                return keep_as_it_was(request, settings, &reason);
+            }
+            // A first injection: the container waits for the Secret; the hash comes with the
+            // next write that can read it.
+            return write(request, settings, &owner, &credentials, &region, None).with_warnings(
+                vec![format!(
+                    "S3 env injected into {} without {}: {reason}",
+                    request.describe(),
+                    settings.hash_annotation
+                )],
             );
-            carry_over(request, settings, &previous).with_warnings(vec![warning])
         }
-        Owner::Unreadable(reason) => Decision::accept().with_warnings(vec![format!(
-            "{reason}: S3 credentials were not injected into {what}"
-        )]),
-        Owner::Credentials(credentials, region) => {
-            let desired = env::desired(&credentials, &region);
-            let hash = credentials_hash(&credentials, request.namespace, cluster);
-            apply(request, settings, &owner, &desired, hash)
-        }
-    }
+    };
+    write(request, settings, &owner, &credentials, &region, hash)
 }
 
-/// Writes the desired env and, when known, the hash; carries the old hash over on UPDATE.
-fn apply(
+/// Whether the object already carries what the policy writes (a Pod from an injected template).
+fn carries_injection(request: &WorkloadRequest<'_>, settings: &Settings) -> bool {
+    !matches!(request.ownership(settings), Ownership::None)
+}
+
+/// A lookup failed: nothing the policy wrote may change, or pods would roll onto credentials
+/// nobody could check. On UPDATE the previous revision's entries and annotations come back;
+/// on CREATE the object stays as it came.
+fn keep_as_it_was(request: &WorkloadRequest<'_>, settings: &Settings, reason: &str) -> Decision {
+    let what = request.describe();
+    if !request.is_update() {
+        let consequence = if carries_injection(request, settings) {
+            format!("S3 credentials of {what} left as they came")
+        } else {
+            format!("S3 credentials were not injected into {what}")
+        };
+        return Decision::accept().with_warnings(vec![format!("{consequence}: {reason}")]);
+    }
+    let mut object = request.object.clone();
+    let previous_env = find_container(request.old_object, request.kind, &settings.container_name)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .map(|env| env::managed_entries(env))
+        .unwrap_or_default();
+    // This path only preserves: a malformed new object is left as it is.
+    if !previous_env.is_empty()
+        && let Ok(Some((_, container))) =
+            container_mut(&mut object, request.kind, &settings.container_name)
+        && let Some(env) = env::env_of(container)
+    {
+        env::restore(env, &previous_env);
+    }
+    for key in [settings.hash_annotation.as_str(), RECORD_ANNOTATION] {
+        if let Some(value) = pod_annotation(request.old_object, request.kind, key)
+            && set_annotation(&mut object, request.kind, key, value.to_owned()).is_err()
+        {
+            return Decision::accept().with_warnings(vec![format!(
+                "S3 credentials of {what} left as they came: {reason}"
+            )]);
+        }
+    }
+    finish(request.object, object).with_warnings(vec![format!(
+        "kept the S3 env and hash of the previous revision of {what}: {reason}"
+    )])
+}
+
+/// Writes the desired env, the injection record and, when known, the hash.
+fn write(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     owner: &ObjectRef<'_>,
-    desired: &[Value],
-    hash: Result<String, HashUnavailable>,
+    credentials: &CredentialsRef,
+    region: &str,
+    hash: Option<String>,
 ) -> Decision {
     let what = request.describe();
     let malformed = |field: String| {
@@ -334,6 +397,8 @@ fn apply(
             "cannot inject S3 credentials into {what}: {field} is malformed"
         ))
     };
+    let ownership = request.ownership(settings);
+    let desired = env::desired(credentials, region);
     let mut object = request.object.clone();
     let mut warnings = Vec::new();
 
@@ -342,7 +407,7 @@ fn apply(
             Err(field) => return malformed(field),
             Ok(None) => {
                 return Decision::accept().with_warnings(vec![format!(
-                    "container \"{}\" not found in {what}: S3 credentials were not injected",
+                    "S3 credentials were not injected into {what}: it has no container \"{}\"",
                     settings.container_name
                 )]);
             }
@@ -355,7 +420,7 @@ fn apply(
     let Some(env) = env::env_of(container) else {
         return malformed(env_field);
     };
-    let comparison = env::compare(env, desired);
+    let comparison = env::compare(env, &desired, &|entry| ownership.wrote(entry));
     if !comparison.conflicting.is_empty() && settings.on_env_conflict == OnEnvConflict::Reject {
         return Decision::reject(format!(
             "{what}: container \"{}\" already defines {} differently from what {owner} requires \
@@ -366,68 +431,24 @@ fn apply(
     }
     if !comparison.conflicting.is_empty() {
         warnings.push(format!(
-            "{what}: replaced the definition of {} in container \"{}\" (onEnvConflict: overwrite)",
+            "replaced the definition of {} in container \"{}\" of {what} (onEnvConflict: overwrite)",
             comparison.conflicting.join(", "),
             settings.container_name
         ));
     }
-    env::merge(env, desired);
+    env::merge(env, &desired);
 
-    let written = match hash {
-        Ok(hash) => set_annotation(&mut object, request.kind, &settings.hash_annotation, hash),
-        Err(HashUnavailable { reason, .. }) if request.is_update() => {
-            warnings.push(format!(
-                "{reason}: kept the previous {} of {what}",
-                settings.hash_annotation
-            ));
-            let previous = previous(request.old_object, request.kind, settings);
-            keep_previous_hash(&mut object, request.kind, settings, previous.hash)
-        }
-        Err(HashUnavailable { reason, .. }) => {
-            warnings.push(format!(
-                "{reason}: S3 env injected into {what} without {} (the container starts once the Secret is complete)",
-                settings.hash_annotation
-            ));
-            Ok(())
-        }
-    };
+    let record = InjectionRecord::new(credentials, region).to_annotation();
+    let mut written = set_annotation(&mut object, request.kind, RECORD_ANNOTATION, record);
+    if let Some(hash) = hash {
+        written = written.and_then(|()| {
+            set_annotation(&mut object, request.kind, &settings.hash_annotation, hash)
+        });
+    }
     if let Err(field) = written {
         return malformed(field);
     }
     finish(request.object, object).with_warnings(warnings)
-}
-
-/// Carries the managed env entries and the hash of the previous revision into the new one.
-/// This path only preserves: a malformed new object is left as it is.
-fn carry_over(request: &WorkloadRequest<'_>, settings: &Settings, previous: &Previous) -> Decision {
-    let mut object = request.object.clone();
-    if !previous.env.is_empty()
-        && let Ok(Some((_, container))) =
-            container_mut(&mut object, request.kind, &settings.container_name)
-        && let Some(env) = env::env_of(container)
-    {
-        env::carry_over(env, &previous.env);
-    }
-    if keep_previous_hash(&mut object, request.kind, settings, previous.hash.clone()).is_err() {
-        return Decision::accept();
-    }
-    finish(request.object, object)
-}
-
-/// Restores the previous hash when the new revision lacks one (the operator replaces the
-/// template's annotations on each reconcile); a hash set on purpose is left alone.
-fn keep_previous_hash(
-    object: &mut Value,
-    kind: WorkloadKind,
-    settings: &Settings,
-    previous: Option<String>,
-) -> Result<(), String> {
-    match previous {
-        Some(hash) if pod_annotation(object, kind, &settings.hash_annotation).is_none() => {
-            set_annotation(object, kind, &settings.hash_annotation, hash)
-        }
-        _ => Ok(()),
-    }
 }
 
 fn set_annotation(
@@ -461,7 +482,8 @@ fn finish(original: &Value, mutated: Value) -> Decision {
 }
 
 /// Decides on a Pod or StatefulSet in `verify` mode: never mutates; rejects a DittoFS workload
-/// whose env or hash differs from what injection would produce now.
+/// whose env or hash differs from what injection would produce now, or whose Secret names an
+/// endpoint that breaks the endpoint rules.
 pub fn verify(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
@@ -477,7 +499,7 @@ pub fn verify(
         // An orphan or a transient failure must not flap audit reports.
         Owner::Unreadable(reason) => {
             return Decision::accept().with_warnings(vec![format!(
-                "{reason}: cannot verify the S3 credentials of {what}"
+                "cannot verify the S3 credentials of {what}: {reason}"
             )]);
         }
         Owner::Credentials(credentials, region) => (credentials, region),
@@ -485,7 +507,7 @@ pub fn verify(
     let Some(container) = find_container(request.object, request.kind, &settings.container_name)
     else {
         return Decision::accept().with_warnings(vec![format!(
-            "container \"{}\" not found in {what}: no S3 credentials to verify",
+            "no S3 credentials to verify in {what}: it has no container \"{}\"",
             settings.container_name
         )]);
     };
@@ -497,7 +519,7 @@ pub fn verify(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let comparison = env::compare(env, &env::desired(&credentials, &region));
+    let comparison = env::compare(env, &env::desired(&credentials, &region), &|_| false);
     if !comparison.missing.is_empty() {
         stale.push(format!(
             "container \"{}\" lacks {}",
@@ -514,7 +536,7 @@ pub fn verify(
     }
     let secret_ref = ObjectRef::secret(request.namespace, &credentials.secret_name);
     let mut warnings = Vec::new();
-    match credentials_hash(&credentials, request.namespace, cluster) {
+    match read_credentials(&credentials, request.namespace, settings, cluster) {
         Ok(expected) => {
             match pod_annotation(request.object, request.kind, &settings.hash_annotation) {
                 Some(actual) if actual == expected => {}
@@ -528,7 +550,12 @@ pub fn verify(
                 )),
             }
         }
-        Err(HashUnavailable {
+        Err(SecretProblem::Endpoint(finding)) => {
+            return Decision::reject(format!(
+                "{what}: its S3 endpoint breaks the endpoint rules: {finding}"
+            ));
+        }
+        Err(SecretProblem::Unavailable {
             reason,
             blocks_start: true,
         }) => {
@@ -536,12 +563,12 @@ pub fn verify(
                 "{what}: {reason}, so its DittoFS container cannot start"
             ));
         }
-        Err(HashUnavailable {
+        Err(SecretProblem::Unavailable {
             reason,
             blocks_start: false,
         }) => {
             warnings.push(format!(
-                "{reason}: cannot verify the credentials hash of {what}"
+                "cannot verify the credentials hash of {what}: {reason}"
             ));
         }
     }

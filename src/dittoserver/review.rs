@@ -4,8 +4,9 @@ use serde_json::Value;
 
 use super::{CredentialsRef, S3Spec, parse_s3};
 use crate::cluster::{Cluster, LookupError, ObjectRef};
-use crate::credentials::{ConsumedCredentials, SecretData, check_endpoint};
+use crate::credentials::{ConsumedCredentials, SecretData, endpoint_finding};
 use crate::decision::Decision;
+use crate::naming;
 use crate::settings::{SecretCheck, Settings};
 
 /// One problem with the referenced Secret; `hard` ones reject whatever `secretCheck` says.
@@ -14,43 +15,32 @@ struct SecretFinding {
     hard: bool,
 }
 
-/// Decides on a DittoServer CREATE or UPDATE.
+/// Decides on a DittoServer CREATE, or an UPDATE whose stored revision is `previous`.
 pub fn review(
     object: &Value,
+    previous: Option<&Value>,
     namespace: &str,
     settings: &Settings,
     cluster: &dyn Cluster,
 ) -> Decision {
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let spec = match parse_s3(object) {
+    let name = naming::describe("DittoServer", object);
+    if let Some(previous) = previous
+        && previous.pointer("/spec/s3") == object.pointer("/spec/s3")
+    {
+        // Finalizers, labels and the like must stay editable when a rule or the Secret
+        // changed after the spec was admitted: an unchanged spec.s3 is not judged again.
+        return match check_spec(object, settings) {
+            Err(problems) => Decision::accept().with_warnings(vec![format!(
+                "{name} would be rejected if spec.s3 changed: {problems}"
+            )]),
+            Ok(_) => Decision::accept(),
+        };
+    }
+    let spec = match check_spec(object, settings) {
         Ok(Some(spec)) => spec,
         Ok(None) => return Decision::accept(),
-        Err(violations) => {
-            let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
-            return Decision::reject(format!(
-                "DittoServer \"{name}\" is invalid: {}",
-                details.join("; ")
-            ));
-        }
+        Err(problems) => return Decision::reject(format!("{name} is invalid: {problems}")),
     };
-
-    if let Some(allowed) = &settings.allowed_regions
-        && !allowed.contains(&spec.region)
-    {
-        let origin = if spec.region_is_explicit {
-            ""
-        } else {
-            " (the default)"
-        };
-        return Decision::reject(format!(
-            "DittoServer \"{name}\" is invalid: spec.s3.region: \"{}\"{origin} is not in allowedRegions [{}]",
-            spec.region,
-            allowed.join(", ")
-        ));
-    }
 
     let Some(credentials) = &spec.credentials else {
         return Decision::accept()
@@ -67,12 +57,36 @@ pub fn review(
     if !hard.is_empty() || (settings.secret_check == SecretCheck::Reject && !soft.is_empty()) {
         let mut all = messages(hard);
         all.extend(messages(soft));
-        return Decision::reject(format!(
-            "DittoServer \"{name}\" is rejected: {}",
-            all.join("; ")
-        ));
+        return Decision::reject(format!("{name} is rejected: {}", all.join("; ")));
     }
     Decision::accept().with_warnings(messages(soft))
+}
+
+/// The spec's own rules and the settings' allow-lists; `Err` lists what is broken.
+fn check_spec(object: &Value, settings: &Settings) -> Result<Option<S3Spec>, String> {
+    let spec = match parse_s3(object) {
+        Ok(Some(spec)) => spec,
+        Ok(None) => return Ok(None),
+        Err(violations) => {
+            let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            return Err(details.join("; "));
+        }
+    };
+    if let Some(allowed) = &settings.allowed_regions
+        && !allowed.contains(&spec.region)
+    {
+        let origin = if spec.region_is_explicit {
+            ""
+        } else {
+            " (the default)"
+        };
+        return Err(format!(
+            "spec.s3.region: \"{}\"{origin} is not in allowedRegions [{}]",
+            spec.region,
+            allowed.join(", ")
+        ));
+    }
+    Ok(Some(spec))
 }
 
 fn unused_settings_warning(spec: &S3Spec) -> Option<String> {
@@ -126,20 +140,10 @@ fn check_secret(
             hard: false,
         }));
     }
-    if let crate::credentials::Entry::Present(endpoint) = data.entry(&credentials.keys.endpoint)
-        && let Err(problem) = check_endpoint(
-            &endpoint,
-            settings.allow_insecure_endpoint,
-            settings.allowed_endpoint_hosts.as_deref(),
-        )
-    {
+    if let Some(finding) = endpoint_finding(&data, &credentials.keys.endpoint, settings) {
         findings.push(SecretFinding {
-            message: format!(
-                "{secret_ref}: entry \"{}\" {}",
-                credentials.keys.endpoint,
-                problem.describe()
-            ),
-            hard: problem.breaks_allow_list(),
+            message: format!("{secret_ref}: {}", finding.message),
+            hard: finding.problem.breaks_allow_list(),
         });
     }
     findings
@@ -154,6 +158,15 @@ mod tests {
     use serde_json::json;
 
     const NS: &str = "dittofs-system";
+
+    fn review_create(
+        object: &Value,
+        namespace: &str,
+        settings: &Settings,
+        cluster: &dyn Cluster,
+    ) -> Decision {
+        review(object, None, namespace, settings, cluster)
+    }
 
     fn ditto(s3: Value) -> Value {
         json!({"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
@@ -179,7 +192,7 @@ mod tests {
     #[test]
     fn valid_dittoserver_with_good_secret_is_accepted_silently() {
         let cluster = cluster_with(Ok(secret(good_data())));
-        let decision = review(&with_ref(), NS, &Settings::default(), &cluster);
+        let decision = review_create(&with_ref(), NS, &Settings::default(), &cluster);
         assert_eq!(decision, Decision::accept());
         assert_eq!(
             *cluster.lookups.borrow(),
@@ -192,7 +205,7 @@ mod tests {
         let cluster = FakeCluster::default();
         let object = json!({"metadata": {"name": "plain"}, "spec": {"nfsPort": 2049}});
         assert_eq!(
-            review(&object, NS, &Settings::default(), &cluster),
+            review_create(&object, NS, &Settings::default(), &cluster),
             Decision::accept()
         );
         assert!(cluster.lookups.borrow().is_empty());
@@ -201,7 +214,7 @@ mod tests {
     #[test]
     fn structural_violations_reject_with_name_and_field() {
         let object = ditto(json!({"credentialsSecretRef": {"secretName": "Bad_Name"}}));
-        let decision = review(&object, NS, &Settings::default(), &FakeCluster::default());
+        let decision = review_create(&object, NS, &Settings::default(), &FakeCluster::default());
         let Verdict::Reject(message) = decision.verdict else {
             panic!("expected rejection")
         };
@@ -217,12 +230,12 @@ mod tests {
     fn region_allow_list_applies_to_explicit_and_default_regions() {
         let restrict = settings(json!({"allowedRegions": ["fr-par"]}));
         let cluster = cluster_with(Ok(secret(good_data())));
-        let explicit = review(&with_ref(), NS, &restrict, &cluster);
+        let explicit = review_create(&with_ref(), NS, &restrict, &cluster);
         assert_eq!(
             explicit.verdict,
             Verdict::Reject("DittoServer \"dittofs-s3\" is invalid: spec.s3.region: \"eu-west-1\" is not in allowedRegions [fr-par]".into())
         );
-        let defaulted = review(&ditto(json!({})), NS, &restrict, &cluster);
+        let defaulted = review_create(&ditto(json!({})), NS, &restrict, &cluster);
         let Verdict::Reject(message) = defaulted.verdict else {
             panic!("expected rejection")
         };
@@ -230,7 +243,7 @@ mod tests {
             message.contains("\"eu-west-1\" (the default) is not in allowedRegions"),
             "{message}"
         );
-        let allowed = review(&ditto(json!({"region": "fr-par"})), NS, &restrict, &cluster);
+        let allowed = review_create(&ditto(json!({"region": "fr-par"})), NS, &restrict, &cluster);
         assert_eq!(allowed.verdict, Verdict::Accept);
     }
 
@@ -252,7 +265,7 @@ mod tests {
             (json!({}), None),
         ];
         for (s3, expected) in cases {
-            let decision = review(
+            let decision = review_create(
                 &ditto(s3.clone()),
                 NS,
                 &Settings::default(),
@@ -330,7 +343,7 @@ mod tests {
         ];
         for (label, answer, expected) in cases {
             let cluster = cluster_with(answer);
-            let warned = review(&with_ref(), NS, &Settings::default(), &cluster);
+            let warned = review_create(&with_ref(), NS, &Settings::default(), &cluster);
             assert_eq!(warned.verdict, Verdict::Accept, "{label}");
             assert!(
                 warned.warnings.iter().any(|w| w.contains(expected)),
@@ -339,7 +352,7 @@ mod tests {
             );
             assert_no_values(&warned);
 
-            let rejected = review(
+            let rejected = review_create(
                 &with_ref(),
                 NS,
                 &settings(json!({"secretCheck": "reject"})),
@@ -360,7 +373,7 @@ mod tests {
     #[test]
     fn skip_makes_no_lookup() {
         let cluster = FakeCluster::default();
-        let decision = review(
+        let decision = review_create(
             &with_ref(),
             NS,
             &settings(json!({"secretCheck": "skip"})),
@@ -374,7 +387,7 @@ mod tests {
     fn endpoint_allow_list_always_rejects() {
         let data = json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET), "endpoint": b64("https://s3.amazonaws.com")});
         let cluster = cluster_with(Ok(secret(data)));
-        let decision = review(
+        let decision = review_create(
             &with_ref(),
             NS,
             &settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]})),
@@ -385,7 +398,7 @@ mod tests {
             Verdict::Reject("DittoServer \"dittofs-s3\" is rejected: Secret \"s3-creds\" in namespace \"dittofs-system\": entry \"endpoint\" has a host that is not in allowedEndpointHosts".into())
         );
         let allowed = cluster_with(Ok(secret(good_data())));
-        let decision = review(
+        let decision = review_create(
             &with_ref(),
             NS,
             &settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]})),
@@ -398,7 +411,7 @@ mod tests {
     fn insecure_endpoint_allowed_by_setting() {
         let data = json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET), "endpoint": b64("http://minio.local:9000")});
         let cluster = cluster_with(Ok(secret(data)));
-        let decision = review(
+        let decision = review_create(
             &with_ref(),
             NS,
             &settings(json!({"allowInsecureEndpoint": true})),
@@ -413,11 +426,59 @@ mod tests {
             json!({"credentialsSecretRef": {"secretName": "s3-creds", "accessKeyIdKey": "id", "secretAccessKeyKey": "key"}}),
         );
         let cluster = cluster_with(Ok(secret(good_data())));
-        let decision = review(&object, NS, &Settings::default(), &cluster);
+        let decision = review_create(&object, NS, &Settings::default(), &cluster);
         let expected = [
             "Secret \"s3-creds\" in namespace \"dittofs-system\": entry \"id\" is missing",
             "Secret \"s3-creds\" in namespace \"dittofs-system\": entry \"key\" is missing",
         ];
         assert_eq!(decision.warnings, expected);
+    }
+
+    #[test]
+    fn an_update_that_leaves_spec_s3_alone_is_accepted_without_lookups() {
+        let restrict = settings(json!({"allowedRegions": ["fr-par"], "secretCheck": "reject"}));
+        let cluster = FakeCluster::default();
+        let stored = with_ref();
+        let mut relabelled = stored.clone();
+        relabelled["metadata"]["labels"] = json!({"team": "storage"});
+        relabelled["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        let decision = review(&relabelled, Some(&stored), NS, &restrict, &cluster);
+        assert_eq!(decision.verdict, Verdict::Accept);
+        assert_eq!(
+            decision.warnings,
+            [
+                "DittoServer \"dittofs-s3\" would be rejected if spec.s3 changed: spec.s3.region: \"eu-west-1\" is not in allowedRegions [fr-par]"
+            ]
+        );
+        assert!(cluster.lookups.borrow().is_empty());
+        // A spec that passes today gives no warning.
+        let fine = review(
+            &relabelled,
+            Some(&stored),
+            NS,
+            &Settings::default(),
+            &cluster,
+        );
+        assert_eq!(fine, Decision::accept());
+        // Changing spec.s3 is judged as usual.
+        let mut moved = relabelled.clone();
+        moved["spec"]["s3"]["bucket"] = json!("new-bucket");
+        let judged = review(&moved, Some(&stored), NS, &restrict, &cluster);
+        assert!(matches!(judged.verdict, Verdict::Reject(_)), "{judged:?}");
+    }
+
+    #[test]
+    fn a_dittoserver_without_a_name_is_called_unnamed() {
+        let mut object = ditto(json!({"region": "NOPE"}));
+        object["metadata"] = json!({"generateName": ""});
+        let Verdict::Reject(message) =
+            review_create(&object, NS, &Settings::default(), &FakeCluster::default()).verdict
+        else {
+            panic!("accepted")
+        };
+        assert!(
+            message.starts_with("unnamed DittoServer is invalid: spec.s3.region"),
+            "{message}"
+        );
     }
 }

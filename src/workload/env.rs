@@ -29,25 +29,53 @@ pub fn entry_name(entry: &Value) -> Option<&str> {
     entry.get("name").and_then(Value::as_str)
 }
 
+/// Whether two env entries define the same thing. `optional: false` on a `secretKeyRef` is
+/// the default written out, so it counts as absent.
+pub fn same_definition(a: &Value, b: &Value) -> bool {
+    a == b || without_default_optional(a) == without_default_optional(b)
+}
+
+fn without_default_optional(entry: &Value) -> Value {
+    let mut entry = entry.clone();
+    if let Some(reference) = entry
+        .pointer_mut("/valueFrom/secretKeyRef")
+        .and_then(Value::as_object_mut)
+        && reference.get("optional") == Some(&Value::Bool(false))
+    {
+        reference.remove("optional");
+    }
+    entry
+}
+
 /// How a container's env relates to the desired entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvComparison {
     /// Desired variables the container does not define.
     pub missing: Vec<String>,
-    /// Desired variables the container defines differently (any occurrence).
+    /// Desired variables the container defines differently (any occurrence), not as the
+    /// policy wrote them: a person's definition.
     pub conflicting: Vec<String>,
+    /// Desired variables that still hold what the policy wrote for an earlier spec.
+    pub outdated: Vec<String>,
 }
 
 impl EnvComparison {
     pub fn is_satisfied(&self) -> bool {
-        self.missing.is_empty() && self.conflicting.is_empty()
+        self.missing.is_empty() && self.conflicting.is_empty() && self.outdated.is_empty()
     }
 }
 
-pub fn compare(env: &[Value], desired: &[Value]) -> EnvComparison {
+/// Compares `env` with the desired entries; `written_by_policy` tells the policy's own
+/// earlier entries from a person's.
+pub fn compare(
+    env: &[Value],
+    desired: &[Value],
+    written_by_policy: &dyn Fn(&Value) -> bool,
+) -> EnvComparison {
     let mut comparison = EnvComparison {
         missing: Vec::new(),
         conflicting: Vec::new(),
+        outdated: Vec::new(),
     };
     for wanted in desired {
         let name = entry_name(wanted).unwrap_or_default();
@@ -57,7 +85,17 @@ pub fn compare(env: &[Value], desired: &[Value]) -> EnvComparison {
             .peekable();
         if present.peek().is_none() {
             comparison.missing.push(name.to_owned());
-        } else if present.any(|entry| entry != wanted) {
+            continue;
+        }
+        let differing: Vec<&Value> = present
+            .filter(|entry| !same_definition(entry, wanted))
+            .collect();
+        if differing.is_empty() {
+            continue;
+        }
+        if differing.iter().all(|entry| written_by_policy(entry)) {
+            comparison.outdated.push(name.to_owned());
+        } else {
             comparison.conflicting.push(name.to_owned());
         }
     }
@@ -66,28 +104,23 @@ pub fn compare(env: &[Value], desired: &[Value]) -> EnvComparison {
 
 /// Brings `env` to the desired entries: replaces differing definitions in place (every
 /// occurrence, so duplicates stay consistent), then appends the missing ones in order.
-/// Returns whether anything changed.
-pub fn merge(env: &mut Vec<Value>, desired: &[Value]) -> bool {
-    let mut changed = false;
+pub fn merge(env: &mut Vec<Value>, desired: &[Value]) {
     for wanted in desired {
         let name = entry_name(wanted);
         let mut found = false;
         for entry in env.iter_mut().filter(|entry| entry_name(entry) == name) {
             found = true;
-            if entry != wanted {
+            if !same_definition(entry, wanted) {
                 *entry = wanted.clone();
-                changed = true;
             }
         }
         if !found {
             env.push(wanted.clone());
-            changed = true;
         }
     }
-    changed
 }
 
-/// The managed entries of an env list, for carrying them over to a new revision.
+/// The managed entries of an env list, in order.
 pub fn managed_entries(env: &[Value]) -> Vec<Value> {
     env.iter()
         .filter(|entry| entry_name(entry).is_some_and(|name| MANAGED.contains(&name)))
@@ -95,17 +128,34 @@ pub fn managed_entries(env: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Appends the `carried` entries whose names `env` lacks. Returns whether anything changed.
-pub fn carry_over(env: &mut Vec<Value>, carried: &[Value]) -> bool {
-    let mut changed = false;
-    for entry in carried {
-        let name = entry_name(entry);
-        if !env.iter().any(|existing| entry_name(existing) == name) {
-            env.push(entry.clone());
-            changed = true;
+/// Puts back the `previous` revision's definitions of each managed variable it defined, where
+/// the first definition of that variable stands now (or at the end); other entries are kept.
+pub fn restore(env: &mut Vec<Value>, previous: &[Value]) {
+    for name in MANAGED {
+        let wanted: Vec<&Value> = previous
+            .iter()
+            .filter(|entry| entry_name(entry) == Some(name))
+            .collect();
+        if wanted.is_empty() {
+            continue;
         }
+        let current: Vec<&Value> = env
+            .iter()
+            .filter(|entry| entry_name(entry) == Some(name))
+            .collect();
+        if current == wanted {
+            continue;
+        }
+        let at = env
+            .iter()
+            .position(|entry| entry_name(entry) == Some(name))
+            .unwrap_or(env.len());
+        let wanted: Vec<Value> = wanted.into_iter().cloned().collect();
+        env.retain(|entry| entry_name(entry) != Some(name));
+        let tail = env.split_off(at.min(env.len()));
+        env.extend(wanted);
+        env.extend(tail);
     }
-    changed
 }
 
 /// A container's `env`, created when absent or `null`; `None` when it is not a list.
@@ -147,7 +197,7 @@ mod tests {
     fn merge_appends_in_order_after_existing_env_and_is_idempotent() {
         let wanted = desired(&credentials(), "eu-west-1");
         let mut env = vec![json!({"name": "LOG_LEVEL", "value": "debug"})];
-        assert!(merge(&mut env, &wanted));
+        merge(&mut env, &wanted);
         let names: Vec<&str> = env.iter().filter_map(entry_name).collect();
         assert_eq!(
             names,
@@ -160,9 +210,9 @@ mod tests {
             ]
         );
         let before = env.clone();
-        assert!(!merge(&mut env, &wanted));
+        merge(&mut env, &wanted);
         assert_eq!(env, before);
-        assert!(compare(&env, &wanted).is_satisfied());
+        assert!(compare(&env, &wanted, &|_| false).is_satisfied());
     }
 
     #[test]
@@ -173,13 +223,13 @@ mod tests {
             json!({"name": "OTHER", "value": "x"}),
             json!({"name": REGION, "value": "eu-west-1"}),
         ];
-        let comparison = compare(&env, &wanted);
+        let comparison = compare(&env, &wanted, &|_| false);
         assert_eq!(comparison.conflicting, [REGION]);
         assert_eq!(
             comparison.missing,
             [ACCESS_KEY_ID, SECRET_ACCESS_KEY, ENDPOINT_URL]
         );
-        assert!(merge(&mut env, &wanted));
+        merge(&mut env, &wanted);
         assert_eq!(
             env.first(),
             Some(&json!({"name": REGION, "value": "eu-west-1"}))
@@ -193,22 +243,75 @@ mod tests {
     }
 
     #[test]
-    fn carry_over_adds_only_missing_managed_entries() {
-        let old = vec![
+    fn policy_written_entries_are_outdated_not_conflicting() {
+        let wanted = desired(&credentials(), "fr-par");
+        let earlier = desired(&credentials(), "eu-west-1");
+        let ours = |entry: &Value| earlier.iter().any(|e| same_definition(e, entry));
+        let comparison = compare(&earlier, &wanted, &ours);
+        assert_eq!(comparison.outdated, [REGION]);
+        assert!(comparison.conflicting.is_empty() && comparison.missing.is_empty());
+        // The same entry written by a person is a conflict.
+        let comparison = compare(&earlier, &wanted, &|_| false);
+        assert_eq!(comparison.conflicting, [REGION]);
+        assert!(comparison.outdated.is_empty());
+    }
+
+    #[test]
+    fn optional_false_is_the_same_definition_as_no_optional() {
+        let wanted = desired(&credentials(), "eu-west-1");
+        let mut env = wanted.clone();
+        if let Some(reference) = env
+            .first_mut()
+            .and_then(|e| e.pointer_mut("/valueFrom/secretKeyRef"))
+        {
+            reference["optional"] = json!(false);
+        }
+        assert!(compare(&env, &wanted, &|_| false).is_satisfied());
+        let before = env.clone();
+        merge(&mut env, &wanted);
+        assert_eq!(env, before, "an equivalent definition is not rewritten");
+        // optional: true on a required key is a different definition.
+        if let Some(reference) = env
+            .first_mut()
+            .and_then(|e| e.pointer_mut("/valueFrom/secretKeyRef"))
+        {
+            reference["optional"] = json!(true);
+        }
+        assert_eq!(
+            compare(&env, &wanted, &|_| false).conflicting,
+            [ACCESS_KEY_ID]
+        );
+    }
+
+    #[test]
+    fn restore_puts_back_previous_definitions_in_place_and_keeps_the_rest() {
+        let previous = desired(&credentials(), "eu-west-1");
+        let mut env = vec![
             json!({"name": "LOG_LEVEL", "value": "debug"}),
             json!({"name": REGION, "value": "fr-par"}),
-            json!({"name": ACCESS_KEY_ID, "valueFrom": {"secretKeyRef": {"name": "c", "key": "k"}}}),
+            json!({"name": "OTHER", "value": "x"}),
+            json!({"name": ACCESS_KEY_ID, "valueFrom": {"secretKeyRef": {"name": "creds-v2", "key": "accessKeyId"}}}),
         ];
-        let carried = managed_entries(&old);
-        assert_eq!(carried.len(), 2);
-        let mut env = vec![json!({"name": REGION, "value": "eu-west-1"})];
-        assert!(carry_over(&mut env, &carried));
-        assert_eq!(env.len(), 2);
+        restore(&mut env, &previous);
+        let names: Vec<&str> = env.iter().filter_map(entry_name).collect();
         assert_eq!(
-            env.first(),
-            Some(&json!({"name": REGION, "value": "eu-west-1"}))
+            names,
+            [
+                "LOG_LEVEL",
+                REGION,
+                "OTHER",
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                ENDPOINT_URL
+            ]
         );
-        assert!(!carry_over(&mut env, &carried));
+        assert_eq!(managed_entries(&env).len(), 4);
+        for wanted in &previous {
+            assert!(env.contains(wanted), "{wanted}");
+        }
+        let again = env.clone();
+        restore(&mut env, &previous);
+        assert_eq!(env, again);
     }
 
     #[test]

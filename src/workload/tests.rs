@@ -98,6 +98,13 @@ fn injected_env() -> Value {
     ])
 }
 
+/// The injection record the policy writes, spelled out independently of its code.
+fn expected_record(secret_name: &str, region: &str) -> String {
+    format!(
+        r#"{{"secretName":"{secret_name}","accessKeyIdKey":"accessKeyId","secretAccessKeyKey":"secretAccessKey","endpointKey":"endpoint","region":"{region}"}}"#
+    )
+}
+
 fn plain_env() -> Value {
     json!([{"name": "DITTOFS_LOG_LEVEL", "value": "info"}])
 }
@@ -288,7 +295,12 @@ fn unknown_fields_survive_mutation() {
     let mut expected = object.clone();
     expected["spec"]["containers"][0]["env"] = injected_env();
     expected["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"] = json!(good_hash());
-    assert_eq!(result, &expected, "only env and the hash change");
+    expected["metadata"]["annotations"]["dittofs.io/s3-credentials-source"] =
+        json!(expected_record(SECRET, "eu-west-1"));
+    assert_eq!(
+        result, &expected,
+        "only env, the hash and the record change"
+    );
 }
 
 #[test]
@@ -343,7 +355,7 @@ fn overwrite_replaces_in_place() {
     assert_eq!(
         decision.warnings,
         [
-            "Pod \"dittofs-s3-sample-0\": replaced the definition of AWS_REGION in container \"dittofs\" (onEnvConflict: overwrite)"
+            "replaced the definition of AWS_REGION in container \"dittofs\" of Pod \"dittofs-s3-sample-0\" (onEnvConflict: overwrite)"
         ]
     );
 }
@@ -411,12 +423,12 @@ fn unreadable_dittoserver_on_create_accepts_untouched_with_a_warning() {
                 "{:?}",
                 decision.warnings
             );
-            let suffix = format!(
-                "S3 credentials were not injected into {}",
+            let prefix = format!(
+                "S3 credentials were not injected into {}: ",
                 request(kind, "CREATE", &object, &Value::Null).describe()
             );
             assert!(
-                decision.warnings[0].ends_with(&suffix),
+                decision.warnings[0].starts_with(&prefix),
                 "{:?}",
                 decision.warnings
             );
@@ -436,7 +448,7 @@ fn missing_container_is_a_warning() {
     assert_eq!(
         decision.warnings,
         [
-            "container \"dittofs\" not found in Pod \"dittofs-s3-sample-0\": S3 credentials were not injected"
+            "S3 credentials were not injected into Pod \"dittofs-s3-sample-0\": it has no container \"dittofs\""
         ]
     );
     let custom = settings(json!({"containerName": "server", "hashAnnotation": "example.com/hash"}));
@@ -476,7 +488,11 @@ fn secret_problems_on_create_inject_env_without_hash() {
         );
         let result = mutated(&decision);
         assert_eq!(result["spec"]["containers"][0]["env"], injected_env());
-        assert!(result["metadata"].get("annotations").is_none());
+        assert_eq!(
+            result["metadata"]["annotations"],
+            json!({"dittofs.io/s3-credentials-source": expected_record(SECRET, "eu-west-1")}),
+            "the record, but no hash"
+        );
         assert!(
             decision.warnings.len() == 1 && decision.warnings[0].contains(expected),
             "{:?}",
@@ -489,8 +505,10 @@ fn secret_problems_on_create_inject_env_without_hash() {
 
 fn injected_statefulset(hash: &str) -> Value {
     let mut object = statefulset(json!([dittofs_container(injected_env())]));
-    object["spec"]["template"]["metadata"]["annotations"] =
-        json!({"dittofs.io/s3-credentials-hash": hash});
+    object["spec"]["template"]["metadata"]["annotations"] = json!({
+        "dittofs.io/s3-credentials-hash": hash,
+        "dittofs.io/s3-credentials-source": expected_record(SECRET, "eu-west-1"),
+    });
     object
 }
 
@@ -510,7 +528,7 @@ fn statefulset_update_with_unreadable_dittoserver_carries_env_and_hash_over() {
         );
         assert_eq!(mutated(&decision), &old);
         assert_eq!(decision.warnings.len(), 1);
-        assert!(decision.warnings[0].ends_with("kept the S3 credentials env and hash of the previous revision of StatefulSet \"dittofs-s3-sample\""));
+        assert!(decision.warnings[0].starts_with("kept the S3 env and hash of the previous revision of StatefulSet \"dittofs-s3-sample\": "));
     }
 }
 
@@ -531,13 +549,13 @@ fn statefulset_update_with_unreadable_secret_keeps_the_previous_hash() {
         assert_eq!(
             mutated(&decision),
             &old,
-            "env injected and hash carried over"
+            "env and hash of the previous revision kept"
         );
-        assert!(decision.warnings[0].ends_with(
-            "kept the previous dittofs.io/s3-credentials-hash of StatefulSet \"dittofs-s3-sample\""
+        assert!(decision.warnings[0].starts_with(
+            "kept the S3 env and hash of the previous revision of StatefulSet \"dittofs-s3-sample\": "
         ));
     }
-    // A hash already in the new revision is not replaced by the old one.
+    // A hash the policy cannot check now does not replace the previous one: nothing rolls.
     let mut explicit = new.clone();
     explicit["spec"]["template"]["metadata"]["annotations"] =
         json!({"dittofs.io/s3-credentials-hash": "explicit"});
@@ -546,10 +564,54 @@ fn statefulset_update_with_unreadable_secret_keeps_the_previous_hash() {
         &Settings::default(),
         &cluster(Ok(ditto_with_ref()), Err(LookupError::NotFound)),
     );
-    assert_eq!(
-        mutated(&decision)["spec"]["template"]["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"],
-        json!("explicit")
-    );
+    assert_eq!(mutated(&decision), &old);
+}
+
+#[test]
+fn a_secret_rename_whose_secret_cannot_be_read_changes_nothing() {
+    // The operator re-renders the template for creds-v2 (as operator v0.4-v0.12 do); the
+    // policy cannot read creds-v2, so the template must stay at the previous revision.
+    let old = injected_statefulset("previous-hash");
+    let mut new = statefulset(json!([dittofs_container(json!([
+        {"name": "DITTOFS_LOG_LEVEL", "value": "info"},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "creds-v2", "key": "accessKeyId"}}},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "creds-v2", "key": "secretAccessKey"}}},
+        {"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {"name": "creds-v2", "key": "endpoint", "optional": true}}},
+        {"name": "AWS_REGION", "value": "eu-west-1"},
+    ]))]));
+    new["spec"]["template"]["metadata"]["annotations"] = json!({"operator": "replaced"});
+    let renamed =
+        ditto(json!({"credentialsSecretRef": {"secretName": "creds-v2"}, "region": "eu-west-1"}));
+    for answer in [
+        Err(LookupError::NotFound),
+        Err(LookupError::AccessDenied("forbidden".into())),
+        Err(LookupError::Failed("etcdserver: request timed out".into())),
+    ] {
+        let lookups = FakeCluster::default()
+            .with(ObjectRef::ditto_server(NS, DITTO), Ok(renamed.clone()))
+            .with(ObjectRef::secret(NS, "creds-v2"), answer);
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+            &Settings::default(),
+            &lookups,
+        );
+        let result = mutated(&decision);
+        assert_eq!(
+            result["spec"]["template"]["spec"],
+            old["spec"]["template"]["spec"]
+        );
+        let mut annotations = old["spec"]["template"]["metadata"]["annotations"].clone();
+        annotations["operator"] = json!("replaced");
+        assert_eq!(
+            result["spec"]["template"]["metadata"]["annotations"],
+            annotations
+        );
+        assert!(
+            decision.warnings[0].contains("creds-v2"),
+            "{:?}",
+            decision.warnings
+        );
+    }
 }
 
 #[test]
@@ -619,7 +681,7 @@ fn malformed_workloads_are_rejected_with_the_field() {
         &healthy(),
     );
     assert_eq!(decision.verdict, Verdict::Accept);
-    assert!(decision.warnings[0].starts_with("container \"dittofs\" not found"));
+    assert!(decision.warnings[0].ends_with("it has no container \"dittofs\""));
     let mut bad_annotations = pod(json!([dittofs_container(plain_env())]));
     bad_annotations["metadata"]["annotations"] = json!("x");
     let decision = inject(
@@ -709,7 +771,7 @@ fn verify_accepts_orphans_and_lookup_failures_with_a_warning() {
         assert_eq!(decision.verdict, Verdict::Accept);
         assert!(
             decision.warnings[0]
-                .ends_with("cannot verify the S3 credentials of Pod \"dittofs-s3-sample-0\"")
+                .starts_with("cannot verify the S3 credentials of Pod \"dittofs-s3-sample-0\": ")
         );
     }
     let denied = cluster(
@@ -720,7 +782,7 @@ fn verify_accepts_orphans_and_lookup_failures_with_a_warning() {
     assert_eq!(decision.verdict, Verdict::Accept);
     assert!(
         decision.warnings[0]
-            .ends_with("cannot verify the credentials hash of Pod \"dittofs-s3-sample-0\"")
+            .starts_with("cannot verify the credentials hash of Pod \"dittofs-s3-sample-0\": ")
     );
 }
 
@@ -739,5 +801,257 @@ fn verify_names_the_statefulset_to_roll() {
     assert!(
         rejection(&decision)
             .ends_with("kubectl rollout restart statefulset/dittofs-s3-sample -n dittofs-system")
+    );
+}
+
+/// A DittoServer whose spec.s3 changed since the template was injected.
+fn ditto_in(region: &str, secret_name: &str) -> Value {
+    ditto(json!({"credentialsSecretRef": {"secretName": secret_name}, "region": region}))
+}
+
+fn env_for(secret_name: &str, region: &str) -> Value {
+    json!([
+        {"name": "DITTOFS_LOG_LEVEL", "value": "info"},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "accessKeyId"}}},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "secretAccessKey"}}},
+        {"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "endpoint", "optional": true}}},
+        {"name": "AWS_REGION", "value": region},
+    ])
+}
+
+#[test]
+fn the_policys_own_entries_follow_the_dittoserver_on_every_write() {
+    let moved = FakeCluster::default()
+        .with(
+            ObjectRef::ditto_server(NS, DITTO),
+            Ok(ditto_in("fr-par", SECRET)),
+        )
+        .with(ObjectRef::secret(NS, SECRET), Ok(good_secret()));
+    let stored = injected_statefulset(&good_hash());
+    // kubectl rollout restart: the stored template plus a restartedAt annotation.
+    let mut restarted = stored.clone();
+    restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+        json!("2026-11-30T00:00:00Z");
+    // The operator's reconcile: annotation map replaced, env kept as it was rendered.
+    let mut reconciled = stored.clone();
+    reconciled["spec"]["template"]["metadata"]["annotations"] = json!({"operator": "x"});
+    for (label, new) in [("restart", &restarted), ("reconcile", &reconciled)] {
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", new, &stored),
+            &Settings::default(),
+            &moved,
+        );
+        let result = mutated(&decision);
+        assert!(
+            decision.warnings.is_empty(),
+            "{label}: {:?}",
+            decision.warnings
+        );
+        assert_eq!(
+            result["spec"]["template"]["spec"]["containers"][0]["env"],
+            env_for(SECRET, "fr-par"),
+            "{label}"
+        );
+        assert_eq!(
+            result["spec"]["template"]["metadata"]["annotations"]["dittofs.io/s3-credentials-source"],
+            json!(expected_record(SECRET, "fr-par")),
+            "{label}"
+        );
+    }
+    // A pod evicted and recreated from the old template.
+    let mut evicted = pod(json!([dittofs_container(injected_env())]));
+    evicted["metadata"]["annotations"] =
+        stored["spec"]["template"]["metadata"]["annotations"].clone();
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &evicted, &Value::Null),
+        &Settings::default(),
+        &moved,
+    );
+    assert_eq!(
+        mutated(&decision)["spec"]["containers"][0]["env"],
+        env_for(SECRET, "fr-par")
+    );
+}
+
+#[test]
+fn secret_name_changes_follow_too_when_the_new_secret_is_readable() {
+    let renamed = FakeCluster::default()
+        .with(
+            ObjectRef::ditto_server(NS, DITTO),
+            Ok(ditto_in("eu-west-1", "creds-v2")),
+        )
+        .with(ObjectRef::secret(NS, "creds-v2"), Ok(good_secret()));
+    let stored = injected_statefulset(&good_hash());
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &stored, &stored),
+        &Settings::default(),
+        &renamed,
+    );
+    let result = mutated(&decision);
+    assert_eq!(
+        result["spec"]["template"]["spec"]["containers"][0]["env"],
+        env_for("creds-v2", "eu-west-1")
+    );
+    assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
+}
+
+#[test]
+fn a_persons_different_definition_is_still_a_conflict() {
+    let moved = FakeCluster::default()
+        .with(
+            ObjectRef::ditto_server(NS, DITTO),
+            Ok(ditto_in("fr-par", SECRET)),
+        )
+        .with(ObjectRef::secret(NS, SECRET), Ok(good_secret()));
+    // The record says the policy wrote eu-west-1; someone changed it to us-east-1 by hand.
+    let mut edited = injected_statefulset(&good_hash());
+    edited["spec"]["template"]["spec"]["containers"][0]["env"][4]["value"] = json!("us-east-1");
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &edited, &edited),
+        &Settings::default(),
+        &moved,
+    );
+    assert!(
+        rejection(&decision).contains("already defines AWS_REGION differently"),
+        "{decision:?}"
+    );
+    // A record that does not parse claims nothing.
+    let mut tampered = injected_statefulset(&good_hash());
+    tampered["spec"]["template"]["metadata"]["annotations"]["dittofs.io/s3-credentials-source"] =
+        json!("{broken");
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &tampered, &tampered),
+        &Settings::default(),
+        &moved,
+    );
+    assert!(rejection(&decision).contains("AWS_REGION"), "{decision:?}");
+}
+
+#[test]
+fn output_of_a_policy_version_without_the_record_is_still_its_own() {
+    let moved = FakeCluster::default()
+        .with(
+            ObjectRef::ditto_server(NS, DITTO),
+            Ok(ditto_in("fr-par", SECRET)),
+        )
+        .with(ObjectRef::secret(NS, SECRET), Ok(good_secret()));
+    let mut legacy = statefulset(json!([dittofs_container(injected_env())]));
+    legacy["spec"]["template"]["metadata"]["annotations"] =
+        json!({"dittofs.io/s3-credentials-hash": good_hash()});
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &legacy, &legacy),
+        &Settings::default(),
+        &moved,
+    );
+    assert_eq!(
+        mutated(&decision)["spec"]["template"]["spec"]["containers"][0]["env"],
+        env_for(SECRET, "fr-par")
+    );
+}
+
+#[test]
+fn an_endpoint_that_breaks_the_rules_is_refused_wherever_the_secret_is_read() {
+    let tampered = secret(
+        json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET),
+                                 "endpoint": b64("https://s3.attacker.example")}),
+    );
+    let restricted = settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]}));
+    let lookups = cluster(Ok(ditto_with_ref()), Ok(tampered));
+    let stored = injected_statefulset(&good_hash());
+    let fresh_pod = pod(json!([dittofs_container(plain_env())]));
+    let cases = [
+        (WorkloadKind::StatefulSet, "UPDATE", &stored, &stored),
+        (WorkloadKind::StatefulSet, "CREATE", &stored, &Value::Null),
+        (WorkloadKind::Pod, "CREATE", &fresh_pod, &Value::Null),
+    ];
+    for (kind, operation, object, old) in cases {
+        let decision = inject(
+            &request(kind, operation, object, old),
+            &restricted,
+            &lookups,
+        );
+        let message = rejection(&decision);
+        assert!(
+            message.ends_with("Secret \"dittofs-s3-credentials\" in namespace \"dittofs-system\": entry \"endpoint\" has a host that is not in allowedEndpointHosts"),
+            "{message}"
+        );
+        assert!(!message.contains("attacker"), "{message}");
+        let decision = verify(
+            &request(kind, operation, object, old),
+            &restricted,
+            &lookups,
+        );
+        assert!(
+            rejection(&decision).contains("entry \"endpoint\" has a host"),
+            "{decision:?}"
+        );
+    }
+    // The https rule applies the same way, without any allow-list.
+    let plain_http = cluster(
+        Ok(ditto_with_ref()),
+        Ok(secret(
+            json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET),
+                         "endpoint": b64("http://s3.cubbit.eu\n")}),
+        )),
+    );
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &fresh_pod, &Value::Null),
+        &Settings::default(),
+        &plain_http,
+    );
+    assert!(
+        rejection(&decision).contains("must not contain whitespace"),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn a_pod_from_an_injected_template_is_left_as_it_came_when_lookups_fail() {
+    let stored = injected_statefulset(&good_hash());
+    let mut from_template = pod(json!([dittofs_container(injected_env())]));
+    from_template["metadata"]["annotations"] =
+        stored["spec"]["template"]["metadata"]["annotations"].clone();
+    let failures = [
+        cluster(
+            Err(LookupError::Failed("timeout".into())),
+            Ok(good_secret()),
+        ),
+        cluster(
+            Ok(ditto_in("fr-par", "creds-v2")),
+            Err(LookupError::NotFound),
+        ),
+    ];
+    for lookups in failures {
+        let decision = inject(
+            &request(WorkloadKind::Pod, "CREATE", &from_template, &Value::Null),
+            &Settings::default(),
+            &lookups,
+        );
+        assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+        assert!(
+            decision.warnings[0]
+                .starts_with("S3 credentials of Pod \"dittofs-s3-sample-0\" left as they came: "),
+            "{:?}",
+            decision.warnings
+        );
+    }
+}
+
+#[test]
+fn warnings_put_the_consequence_first_and_fit_the_limit() {
+    let long_reason = LookupError::Failed("x".repeat(100));
+    let old = injected_statefulset("previous-hash");
+    let new = statefulset(json!([dittofs_container(plain_env())]));
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+        &Settings::default(),
+        &cluster(Ok(ditto_with_ref()), Err(long_reason)),
+    );
+    assert!(decision.warnings[0].starts_with("kept the S3 env and hash"));
+    assert!(
+        decision
+            .warnings
+            .iter()
+            .all(|w| w.len() <= crate::decision::WARNING_LIMIT)
     );
 }
