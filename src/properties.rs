@@ -174,3 +174,255 @@ proptest! {
         prop_assert_ne!(short, long);
     }
 }
+
+/// The life of one DittoFS server, as random sequences of cluster events and writes.
+mod lifecycle {
+    use super::*;
+    use crate::cluster::LookupError;
+    use crate::workload::env::{MANAGED, entry_name};
+    use crate::workload::ownership::RECORD_ANNOTATION;
+
+    const HASH: &str = "dittofs.io/s3-credentials-hash";
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        RotateSecret,
+        CreateSecret(&'static str),
+        DeleteSecret(&'static str),
+        NameSecret(&'static str),
+        SetRegion(&'static str),
+        DittoServerUnreadable(bool),
+        SecretsDenied(bool),
+        OperatorReconcile,
+        RolloutRestart,
+        PodCreate,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        let secret = prop_oneof![Just("creds"), Just("creds-v2")];
+        prop_oneof![
+            Just(Event::RotateSecret),
+            secret.clone().prop_map(Event::CreateSecret),
+            secret.clone().prop_map(Event::DeleteSecret),
+            secret.prop_map(Event::NameSecret),
+            prop_oneof![Just("eu-west-1"), Just("fr-par"), Just("auto")].prop_map(Event::SetRegion),
+            any::<bool>().prop_map(Event::DittoServerUnreadable),
+            any::<bool>().prop_map(Event::SecretsDenied),
+            Just(Event::OperatorReconcile),
+            Just(Event::RolloutRestart),
+            Just(Event::PodCreate),
+        ]
+    }
+
+    /// The cluster around the policy: the DittoServer's spec.s3, the Secrets and what fails.
+    struct World {
+        region: &'static str,
+        secret_name: &'static str,
+        /// Secret name and its rotation count.
+        secrets: Vec<(&'static str, u32)>,
+        ditto_unreadable: bool,
+        secrets_denied: bool,
+        /// Operator v0.4-v0.12 render the env themselves; other builds do not.
+        operator_injects: bool,
+    }
+
+    impl World {
+        fn cluster(&self) -> FakeCluster {
+            let ditto = json!({"metadata": {"name": "d"}, "spec": {"s3": {
+                "credentialsSecretRef": {"secretName": self.secret_name}, "region": self.region}}});
+            let ditto = if self.ditto_unreadable {
+                Err(LookupError::Failed("etcdserver: request timed out".into()))
+            } else {
+                Ok(ditto)
+            };
+            let mut cluster = FakeCluster::default().with(ObjectRef::ditto_server(NS, "d"), ditto);
+            for (name, version) in &self.secrets {
+                let answer = if self.secrets_denied {
+                    Err(LookupError::AccessDenied("secrets is forbidden".into()))
+                } else {
+                    Ok(json!({"data": {"accessKeyId": b64("FAKE-ID"),
+                                       "secretAccessKey": b64(&format!("FAKE-SECRET-{version}"))}}))
+                };
+                cluster = cluster.with(ObjectRef::secret(NS, name), answer);
+            }
+            cluster
+        }
+
+        /// Whether a write now meets a lookup that fails (or a Secret that is not there).
+        fn lookups_fail(&self) -> bool {
+            self.ditto_unreadable
+                || self.secrets_denied
+                || !self
+                    .secrets
+                    .iter()
+                    .any(|(name, _)| *name == self.secret_name)
+        }
+
+        /// The StatefulSet the operator writes: a new annotation map, its own env.
+        fn operator_statefulset(&self) -> Value {
+            let mut env = vec![json!({"name": "DITTOFS_LOG_LEVEL", "value": "info"})];
+            if self.operator_injects {
+                let reference =
+                    |key: &str| json!({"secretKeyRef": {"name": self.secret_name, "key": key}});
+                env.extend([
+                    json!({"name": "AWS_ACCESS_KEY_ID", "valueFrom": reference("accessKeyId")}),
+                    json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": reference("secretAccessKey")}),
+                    json!({"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {
+                        "name": self.secret_name, "key": "endpoint", "optional": true}}}),
+                    json!({"name": "AWS_REGION", "value": self.region}),
+                ]);
+            }
+            json!({"metadata": {"name": "d", "ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1",
+                      "kind": "DittoServer", "name": "d", "controller": true}]},
+                   "spec": {"template": {
+                       "metadata": {"labels": {"app": "dittofs-server", "instance": "d"},
+                                    "annotations": {"operator/generation": "n"}},
+                       "spec": {"containers": [{"name": "dittofs", "image": "dittofs", "env": env}]}}}})
+        }
+    }
+
+    /// What the policy writes into a template or pod: its env entries, hash and record.
+    fn policy_state(object: &Value, kind: WorkloadKind) -> (Vec<Value>, Value, Value) {
+        let (containers, annotations) = match kind {
+            WorkloadKind::Pod => ("/spec/containers", "/metadata/annotations"),
+            WorkloadKind::StatefulSet => (
+                "/spec/template/spec/containers",
+                "/spec/template/metadata/annotations",
+            ),
+        };
+        let env = object
+            .pointer(containers)
+            .and_then(Value::as_array)
+            .and_then(|containers| containers.iter().find(|c| c["name"] == "dittofs"))
+            .and_then(|container| container.get("env"))
+            .and_then(Value::as_array)
+            .map(|env| {
+                env.iter()
+                    .filter(|entry| entry_name(entry).is_some_and(|name| MANAGED.contains(&name)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let annotation = |key: &str| {
+            object
+                .pointer(annotations)
+                .and_then(|a| a.get(key))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        (env, annotation(HASH), annotation(RECORD_ANNOTATION))
+    }
+
+    fn write(
+        kind: WorkloadKind,
+        operation: &str,
+        object: &Value,
+        old: &Value,
+        world: &World,
+    ) -> Result<Value, TestCaseError> {
+        let request = WorkloadRequest {
+            kind,
+            operation,
+            namespace: NS,
+            object,
+            old_object: old,
+        };
+        let decision = inject(&request, &Settings::default(), &world.cluster());
+        match decision.verdict {
+            Verdict::Mutate(output) => Ok(output),
+            Verdict::Accept => Ok(object.clone()),
+            Verdict::Reject(message) => Err(TestCaseError::fail(format!(
+                "{operation} {kind:?} rejected: {message}"
+            ))),
+        }
+    }
+
+    fn pod_from(statefulset: &Value) -> Value {
+        let mut pod = json!({"metadata": statefulset["spec"]["template"]["metadata"].clone(),
+                             "spec": statefulset["spec"]["template"]["spec"].clone()});
+        pod["metadata"]["name"] = json!("d-0");
+        pod
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn the_policy_never_rejects_its_own_output_nor_rolls_pods_on_a_failed_lookup(
+            operator_injects in any::<bool>(),
+            events in proptest::collection::vec(event(), 1..16),
+        ) {
+            let mut world = World {
+                region: "eu-west-1",
+                secret_name: "creds",
+                secrets: vec![("creds", 0)],
+                ditto_unreadable: false,
+                secrets_denied: false,
+                operator_injects,
+            };
+            let created = world.operator_statefulset();
+            let mut stored = write(WorkloadKind::StatefulSet, "CREATE", &created, &Value::Null, &world)?;
+            for event in events {
+                let update = match event {
+                    Event::RotateSecret => {
+                        for (_, version) in &mut world.secrets { *version += 1; }
+                        None
+                    }
+                    Event::CreateSecret(name) => {
+                        if !world.secrets.iter().any(|(n, _)| *n == name) { world.secrets.push((name, 0)); }
+                        None
+                    }
+                    Event::DeleteSecret(name) => {
+                        world.secrets.retain(|(n, _)| *n != name);
+                        None
+                    }
+                    Event::NameSecret(name) => { world.secret_name = name; None }
+                    Event::SetRegion(region) => { world.region = region; None }
+                    Event::DittoServerUnreadable(on) => { world.ditto_unreadable = on; None }
+                    Event::SecretsDenied(on) => { world.secrets_denied = on; None }
+                    Event::OperatorReconcile => Some(world.operator_statefulset()),
+                    Event::RolloutRestart => {
+                        let mut restarted = stored.clone();
+                        restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = json!("now");
+                        Some(restarted)
+                    }
+                    Event::PodCreate => {
+                        let pod = pod_from(&stored);
+                        let created = write(WorkloadKind::Pod, "CREATE", &pod, &Value::Null, &world)?;
+                        if world.lookups_fail() {
+                            prop_assert_eq!(policy_state(&created, WorkloadKind::Pod), policy_state(&pod, WorkloadKind::Pod));
+                        } else {
+                            prop_assert_eq!(run_verify(WorkloadKind::Pod, &created, &world), Decision::accept());
+                        }
+                        None
+                    }
+                };
+                let Some(new) = update else { continue };
+                let output = write(WorkloadKind::StatefulSet, "UPDATE", &new, &stored, &world)?;
+                if world.lookups_fail() {
+                    prop_assert_eq!(
+                        policy_state(&output, WorkloadKind::StatefulSet),
+                        policy_state(&stored, WorkloadKind::StatefulSet),
+                        "a failed lookup changed the template"
+                    );
+                } else {
+                    prop_assert_eq!(run_verify(WorkloadKind::StatefulSet, &output, &world), Decision::accept());
+                }
+                // A fixed point: the stored result, written again unchanged, gives no patch.
+                let again = write(WorkloadKind::StatefulSet, "UPDATE", &output, &output, &world)?;
+                prop_assert_eq!(&again, &output, "a second pass changed the template");
+                stored = output;
+            }
+        }
+    }
+
+    fn run_verify(kind: WorkloadKind, object: &Value, world: &World) -> Decision {
+        let request = WorkloadRequest {
+            kind,
+            operation: "CREATE",
+            namespace: NS,
+            object,
+            old_object: &Value::Null,
+        };
+        verify(&request, &Settings::default(), &world.cluster())
+    }
+}
