@@ -120,10 +120,13 @@ def dittoserver_fixtures(sample):
 
     ref = {"secretName": SECRET_NAME}
     request("dittoserver-sample-create.json", copy.deepcopy(sample))
+    # An UPDATE that moves the data to another bucket: spec.s3 changes, so it is judged again.
+    previous = copy.deepcopy(sample)
+    previous["spec"]["s3"]["bucket"] = "dittofs-archive"
     updated = copy.deepcopy(sample)
     updated["metadata"]["generation"] = 2
     updated["spec"]["replicas"] = 2
-    request("dittoserver-sample-update.json", updated, "UPDATE", copy.deepcopy(sample))
+    request("dittoserver-sample-update.json", updated, "UPDATE", previous)
     request("dittoserver-no-s3.json", variant(None))
     request("dittoserver-defaults.json", variant({"credentialsSecretRef": dict(ref)}))
     request("dittoserver-region-bucket-without-ref.json", variant({"region": "eu-west-1", "bucket": "dittofs-data"}))
@@ -168,6 +171,7 @@ def dittoserver_fixtures(sample):
 
 
 HASH_ANNOTATION = "dittofs.io/s3-credentials-hash"
+RECORD_ANNOTATION = "dittofs.io/s3-credentials-source"
 STATEFULSET_GVK = {"group": "apps", "version": "v1", "kind": "StatefulSet"}
 STATEFULSET_GVR = {"group": "apps", "version": "v1", "resource": "statefulsets"}
 POD_GVK = {"group": "", "version": "v1", "kind": "Pod"}
@@ -187,6 +191,13 @@ ORIGINAL_HASH = credentials_hash({"accessKeyId": FAKE_ACCESS_KEY_ID, "secretAcce
                                   "endpoint": "https://s3.cubbit.eu"})
 ROTATED_HASH = credentials_hash({"accessKeyId": FAKE_ACCESS_KEY_ID, "secretAccessKey": ROTATED_SECRET_ACCESS_KEY,
                                  "endpoint": "https://s3.cubbit.eu"})
+
+
+def injection_record(secret_name=SECRET_NAME, region="eu-west-1"):
+    """The documented record of what the policy injected: compact JSON, fields in this order."""
+    return json.dumps({"secretName": secret_name, "accessKeyIdKey": "accessKeyId",
+                       "secretAccessKeyKey": "secretAccessKey", "endpointKey": "endpoint",
+                       "region": region}, separators=(",", ":"))
 
 
 def injected_env(secret_name=SECRET_NAME, region="eu-west-1"):
@@ -258,6 +269,7 @@ def inject_into(template_or_pod_spec_parent, metadata, hash_value):
     container = template_or_pod_spec_parent["spec"]["containers"][0]
     container["env"] = container["env"] + injected_env()
     metadata.setdefault("annotations", {})[HASH_ANNOTATION] = hash_value
+    metadata["annotations"][RECORD_ANNOTATION] = injection_record()
 
 
 def injected_statefulset(ditto, hash_value):
@@ -291,8 +303,18 @@ def env_patch(container_path, existing):
     return [add(f"{container_path}/env/{existing + i}", entry) for i, entry in enumerate(injected_env())]
 
 
+def annotation_path(metadata_path, key):
+    return f"{metadata_path}/annotations/{key.replace('~', '~0').replace('/', '~1')}"
+
+
 def hash_path(metadata_path):
-    return f"{metadata_path}/annotations/{HASH_ANNOTATION.replace('~', '~0').replace('/', '~1')}"
+    return annotation_path(metadata_path, HASH_ANNOTATION)
+
+
+def marks(metadata_path, hash_value=None):
+    """The annotations a first injection adds, in the differ's (sorted key) order."""
+    ops = [add(hash_path(metadata_path), hash_value)] if hash_value else []
+    return ops + [add(annotation_path(metadata_path, RECORD_ANNOTATION), injection_record())]
 
 
 def workload_fixtures(sample):
@@ -338,16 +360,16 @@ def workload_fixtures(sample):
     sts_container = "/spec/template/spec/containers/0"
     # The differ walks object keys in order: template.metadata comes before template.spec.
     write_json("expected-patch-statefulset-create.json",
-               [add(hash_path("/spec/template/metadata"), ORIGINAL_HASH)] + env_patch(sts_container, 1))
+               marks("/spec/template/metadata", ORIGINAL_HASH) + env_patch(sts_container, 1))
     write_json("expected-patch-statefulset-rotated.json",
                [{"op": "replace", "path": hash_path("/spec/template/metadata"), "value": ROTATED_HASH}])
     write_json("expected-patch-statefulset-carry-over.json",
-               [add(hash_path("/spec/template/metadata"), ORIGINAL_HASH)] + env_patch(sts_container, 1))
+               marks("/spec/template/metadata", ORIGINAL_HASH) + env_patch(sts_container, 1))
     write_json("expected-patch-pod-create.json",
-               [add(hash_path("/metadata"), ORIGINAL_HASH)] + env_patch("/spec/containers/0", 1))
-    write_json("expected-patch-pod-env-only.json", env_patch("/spec/containers/0", 1))
+               marks("/metadata", ORIGINAL_HASH) + env_patch("/spec/containers/0", 1))
+    write_json("expected-patch-pod-env-only.json", marks("/metadata") + env_patch("/spec/containers/0", 1))
     write_json("expected-patch-pod-overwrite.json",
-               [add(hash_path("/metadata"), ORIGINAL_HASH)]
+               marks("/metadata", ORIGINAL_HASH)
                + [{"op": "replace", "path": "/spec/containers/0/env/1/value", "value": "eu-west-1"}]
                + [add(f"/spec/containers/0/env/{2 + i}", e) for i, e in enumerate(injected_env()[:3])])
 
@@ -372,7 +394,8 @@ def workload_fixtures(sample):
 
 def hostile_fixtures(sample):
     """Malformed and adversarial inputs; each must end in a clear verdict, never a 500.
-    hostile/cases.tsv lists: request, session, expected ('reject:<text>', 'accept', 'warn:<text>')."""
+    hostile/cases.tsv lists: request, session, expected ('reject:<text>', 'accept', 'warn:<text>',
+    'refuse:<text>' for requests the tool itself refuses)."""
     out = HERE / "hostile"
     out.mkdir(exist_ok=True)
     for old in out.iterdir():
@@ -473,8 +496,9 @@ def hostile_fixtures(sample):
     # Requests of the wrong shape
     bad = admission_request("odd", DITTOSERVER_GVK, DITTOSERVER_GVR, ditto)
     case("request-operation-unknown", None, None, None, "accept", raw=dict(bad, operation="PATCH"))
-    case("request-kind-missing", None, None, None, "accept", raw={k: v for k, v in bad.items() if k != "kind"})
-    case("request-uid-number", None, None, None, "reject:malformed validation request", raw=dict(bad, uid=42))
+    # kwctl refuses these before any evaluation (it cannot build an AdmissionRequest from them).
+    case("request-kind-missing", None, None, None, "refuse:missing field `kind`", raw={k: v for k, v in bad.items() if k != "kind"})
+    case("request-uid-number", None, None, None, "refuse:invalid type: integer `42`, expected a string", raw=dict(bad, uid=42))
     # 124 levels: the host still parses the request (serde_json's limit is 128), but the policy's
     # payload wraps it once more and crosses the limit.
     case("request-object-deeply-nested", None, None, None, "reject:malformed validation request: recursion limit exceeded",

@@ -1,0 +1,524 @@
+//! Plays the life of a DittoFS server through the compiled policy, under the real kwctl or our
+//! runner: each step is an admission request as the API server would send it, each response's
+//! patch is applied to make the next stored object, and each step checks verdict, patch and
+//! warnings. Lookups are replayed from a session written for the cluster as it is at that step.
+//!
+//!     lifecycle-scenario TOOL MODULE [plain|renders-env]
+//!
+//! `plain`: an operator build that writes no AWS env; `renders-env`: operator v0.4-v0.12, which
+//! render the same four variables themselves. Prints one `ok`/`not ok` line per step.
+
+mod tool;
+mod world;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+
+use tool::{Outcome, Tool};
+use world::{
+    Credentials, SecretAccess, World, admission_request, b64, dittoserver, pod_from, policy_state,
+};
+
+const SETTINGS: &str = r#"{"allowedEndpointHosts": ["*.cubbit.eu"]}"#;
+
+fn credentials(secret: &str) -> Credentials {
+    Credentials {
+        access_key_id: "FAKE-LIFECYCLE-KEY-ID".to_owned(),
+        secret_access_key: format!("FAKE-LIFECYCLE-SECRET-{secret}"),
+        endpoint: "https://s3.cubbit.eu".to_owned(),
+    }
+}
+
+/// Collects step results and prints them as they come.
+struct Report {
+    steps: usize,
+    failures: usize,
+}
+
+impl Report {
+    fn step(&mut self, label: &str, problems: Vec<String>) {
+        self.steps += 1;
+        if problems.is_empty() {
+            println!("ok {} - {label}", self.steps);
+        } else {
+            self.failures += 1;
+            println!("not ok {} - {label}", self.steps);
+            for problem in problems {
+                println!("#   {problem}");
+            }
+        }
+    }
+}
+
+/// What a step expects of the response.
+#[derive(Default)]
+struct Expect<'a> {
+    rejected_with: Option<&'a str>,
+    /// The policy's part (env, hash, record) of the object as admitted, patched or not;
+    /// `None`: the response carries no patch at all.
+    state: Option<(Vec<Value>, Value, Value)>,
+    /// One warning each, by the text it must start with and a text it must contain.
+    warnings: Vec<(&'a str, &'a str)>,
+}
+
+fn check(object: &Value, outcome: &Outcome, expect: &Expect<'_>, world: &World) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (expect.rejected_with, outcome.allowed) {
+        (Some(text), false) if outcome.message.contains(text) => {}
+        (Some(text), _) => problems.push(format!(
+            "expected a rejection with '{text}', got allowed={} '{}'",
+            outcome.allowed, outcome.message
+        )),
+        (None, false) => problems.push(format!("rejected: {}", outcome.message)),
+        (None, true) => {}
+    }
+    match (&expect.state, &outcome.patched) {
+        (None, None) => {}
+        (None, Some(_)) => problems.push("unexpected patch".to_owned()),
+        (Some(expected), admitted) => {
+            let actual = policy_state(admitted.as_ref().unwrap_or(object));
+            if &actual != expected {
+                problems.push(format!(
+                    "policy state as admitted: {actual:?}, expected {expected:?}"
+                ));
+            }
+        }
+    }
+    if outcome.warnings.len() != expect.warnings.len() {
+        problems.push(format!(
+            "warnings {:?}, expected {}",
+            outcome.warnings,
+            expect.warnings.len()
+        ));
+    }
+    for ((start, contains), warning) in expect.warnings.iter().zip(&outcome.warnings) {
+        if !warning.starts_with(start) || !warning.contains(contains) {
+            problems.push(format!(
+                "warning '{warning}' should start with '{start}' and contain '{contains}'"
+            ));
+        }
+        if warning.len() > 256
+            || warning.contains("backtrace")
+            || warning.contains("Callback evaluation")
+        {
+            problems.push(format!(
+                "warning is not one short line of the policy's: '{warning}'"
+            ));
+        }
+    }
+    for value in world
+        .all_values()
+        .iter()
+        .filter(|v| !v.starts_with("https://s3.cubbit"))
+    {
+        for form in [value.clone(), b64(value)] {
+            if outcome.printed.contains(&form) {
+                problems.push(format!(
+                    "the tool's output carries a Secret value ({value})"
+                ));
+            }
+        }
+    }
+    if outcome.printed.contains("attacker") {
+        problems.push("the tool's output carries the tampered endpoint".to_owned());
+    }
+    problems
+}
+
+/// The policy state a write must leave for the world as it is now.
+fn injected(world: &World) -> (Vec<Value>, Value, Value) {
+    (
+        world.expected_env(),
+        json!(world.expected_hash()),
+        json!(world.expected_record()),
+    )
+}
+
+struct Scenario {
+    tool: Tool,
+    world: World,
+    report: Report,
+    settings: Value,
+    /// The stored StatefulSet.
+    statefulset: Value,
+}
+
+impl Scenario {
+    fn run(
+        &mut self,
+        label: &str,
+        kind: &str,
+        operation: &str,
+        object: &Value,
+        old: &Value,
+        expect: Expect<'_>,
+    ) -> Option<Value> {
+        let lookups = match kind {
+            "DittoServer" if operation == "DELETE" => Vec::new(),
+            "DittoServer" => {
+                let name = object
+                    .pointer("/spec/s3/credentialsSecretRef/secretName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                vec![self.world.secret_lookup(name)]
+            }
+            _ => self.world.workload_lookups(),
+        };
+        let request = admission_request(kind, operation, object, old);
+        match self.tool.evaluate(&request, &lookups, &self.settings) {
+            Err(error) => {
+                self.report.step(label, vec![format!("{error:#}")]);
+                None
+            }
+            Ok(outcome) => {
+                self.report
+                    .step(label, check(object, &outcome, &expect, &self.world));
+                Some(outcome.patched.unwrap_or_else(|| object.clone()))
+            }
+        }
+    }
+
+    /// A write of the stored StatefulSet; the result becomes the stored object.
+    fn update_statefulset(&mut self, label: &str, new: Value, expect: Expect<'_>) {
+        let old = self.statefulset.clone();
+        if let Some(stored) = self.run(label, "StatefulSet", "UPDATE", &new, &old, expect) {
+            self.statefulset = stored;
+        }
+    }
+
+    fn restarted(&self, at: &str) -> Value {
+        let mut restarted = self.statefulset.clone();
+        restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+            json!(at);
+        restarted
+    }
+
+    fn set_dittoserver(&mut self, label: &str, new: Value, expect: Expect<'_>) {
+        let old = self.world.dittoserver.clone().unwrap_or(Value::Null);
+        self.run(label, "DittoServer", "UPDATE", &new, &old, expect);
+        self.world.dittoserver = Some(new);
+    }
+}
+
+fn play(program: PathBuf, module: PathBuf, operator_renders_env: bool) -> Result<Report> {
+    let workdir = std::env::temp_dir().join(format!(
+        "lifecycle-{}-{}",
+        std::process::id(),
+        operator_renders_env
+    ));
+    let world = World {
+        dittoserver: None,
+        dittoserver_error: None,
+        secrets: BTreeMap::from([("creds".to_owned(), credentials("creds"))]),
+        secret_access: SecretAccess::Granted,
+        operator_renders_env,
+        generation: 0,
+    };
+    let mut s = Scenario {
+        tool: Tool::new(program, module, workdir.clone())?,
+        world,
+        report: Report {
+            steps: 0,
+            failures: 0,
+        },
+        settings: serde_json::from_str(SETTINGS)?,
+        statefulset: Value::Null,
+    };
+    let quiet = Expect::default;
+
+    // 1. The DittoServer is created; its Secret exists and is complete.
+    let ditto = dittoserver("creds", "eu-west-1", "dittofs-data");
+    s.run(
+        "DittoServer created",
+        "DittoServer",
+        "CREATE",
+        &ditto,
+        &Value::Null,
+        quiet(),
+    );
+    s.world.dittoserver = Some(ditto);
+    let created = s.world.operator_statefulset();
+
+    // 2. The operator creates the StatefulSet: env, hash and record are written.
+    let state = Some(injected(&s.world));
+    if let Some(stored) = s.run(
+        "operator creates the StatefulSet: env, hash and record injected",
+        "StatefulSet",
+        "CREATE",
+        &created,
+        &Value::Null,
+        Expect { state, ..quiet() },
+    ) {
+        s.statefulset = stored;
+    }
+
+    // 3. Pod 0 comes from the injected template: nothing to add.
+    let pod = pod_from(&s.statefulset, 0);
+    s.run(
+        "pod 0 created from the injected template: no patch",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        quiet(),
+    );
+
+    // 4. The Secret is rotated; a rollout restart carries the new hash, so pods roll.
+    s.world.secrets.insert(
+        "creds".to_owned(),
+        Credentials {
+            secret_access_key: "FAKE-LIFECYCLE-ROTATED".to_owned(),
+            ..credentials("creds")
+        },
+    );
+    let restarted = s.restarted("2026-11-30T01:00:00Z");
+    let state = Some(injected(&s.world));
+    s.update_statefulset(
+        "Secret rotated, kubectl rollout restart: new hash",
+        restarted,
+        Expect { state, ..quiet() },
+    );
+    let before_region_change = s.statefulset.clone();
+
+    // 5. The region changes. The template still holds the policy's eu-west-1 entry.
+    let moved = dittoserver("creds", "fr-par", "dittofs-data");
+    s.set_dittoserver("DittoServer region changed to fr-par", moved, quiet());
+    let mut relabelled = s.statefulset.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "storage"});
+    let state = Some(injected(&s.world));
+    s.update_statefulset(
+        "label edit after the region change: the policy's own AWS_REGION follows, no conflict",
+        relabelled,
+        Expect { state, ..quiet() },
+    );
+
+    // 6. The operator reconciles: annotation map replaced, env re-rendered.
+    let reconciled = s.world.operator_statefulset();
+    let state = Some(injected(&s.world));
+    s.update_statefulset(
+        "operator reconcile: annotations replaced, env re-rendered",
+        reconciled,
+        Expect { state, ..quiet() },
+    );
+
+    // 7. A pod evicted and recreated from the template of before the region change.
+    let evicted = pod_from(&before_region_change, 0);
+    let state = Some(injected(&s.world));
+    s.run(
+        "pod recreated from the old template: its env follows the DittoServer",
+        "Pod",
+        "CREATE",
+        &evicted,
+        &Value::Null,
+        Expect { state, ..quiet() },
+    );
+
+    // 8. A GitOps re-apply of what is stored changes nothing.
+    let reapplied = s.statefulset.clone();
+    s.update_statefulset(
+        "re-apply of the stored StatefulSet: fixed point, no patch",
+        reapplied,
+        quiet(),
+    );
+
+    // 9. secretName changes before the new Secret exists: nothing may roll.
+    let renamed = dittoserver("creds-v2", "fr-par", "dittofs-data");
+    s.set_dittoserver("secretName changed to creds-v2, which does not exist yet", renamed, Expect {
+        warnings: vec![("Secret \"creds-v2\" in namespace \"dittofs-system\" (spec.s3.credentialsSecretRef.secretName) was not found", "will not start")],
+        ..quiet()
+    });
+    let kept = policy_state(&s.statefulset);
+    let reconciled = s.world.operator_statefulset();
+    s.update_statefulset("operator reconcile while creds-v2 is missing: the previous env and hash are kept", reconciled, Expect {
+        state: Some(kept.clone()),
+        warnings: vec![("kept the S3 env and hash of the previous revision of StatefulSet \"dittofs-s3-sample\": ", "Secret \"creds-v2\" in namespace \"dittofs-system\" was not found")],
+        ..quiet()
+    });
+    let pod = pod_from(&s.statefulset, 0);
+    s.run(
+        "pod recreated while creds-v2 is missing: left as it came",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            warnings: vec![(
+                "S3 credentials of Pod \"dittofs-s3-sample-0\" left as they came: ",
+                "was not found",
+            )],
+            ..quiet()
+        },
+    );
+
+    // 10. The Secret appears: the next write moves to it.
+    s.world
+        .secrets
+        .insert("creds-v2".to_owned(), credentials("creds-v2"));
+    let reconciled = s.world.operator_statefulset();
+    let state = Some(injected(&s.world));
+    s.update_statefulset(
+        "creds-v2 created, operator reconcile: env and hash move to creds-v2",
+        reconciled,
+        Expect { state, ..quiet() },
+    );
+
+    // 11. Lookups fail halfway through a rollout: denied by RBAC, then an API timeout.
+    s.world.secret_access = SecretAccess::DeniedByRbac;
+    let kept = policy_state(&s.statefulset);
+    let restarted = s.restarted("2026-11-30T02:00:00Z");
+    s.update_statefulset(
+        "RBAC denies the Secret: reported as denied (not as missing), nothing rolls",
+        restarted,
+        Expect {
+            state: Some(kept.clone()),
+            warnings: vec![(
+                "kept the S3 env and hash of the previous revision",
+                "access denied (ApiError: secrets \"creds-v2\" is forbidden",
+            )],
+            ..quiet()
+        },
+    );
+    let mut labelled = s.world.dittoserver.clone().unwrap_or_default();
+    labelled["metadata"]["labels"] = json!({"team": "storage"});
+    s.run(
+        "DittoServer label edit while the Secret is denied: spec.s3 unchanged, accepted silently",
+        "DittoServer",
+        "UPDATE",
+        &labelled,
+        &s.world.dittoserver.clone().unwrap_or_default(),
+        quiet(),
+    );
+    s.world.secret_access = SecretAccess::Granted;
+    s.world.dittoserver_error = Some("etcdserver: request timed out".to_owned());
+    let restarted = s.restarted("2026-11-30T03:00:00Z");
+    s.update_statefulset(
+        "API timeout on the DittoServer: one line quoted, nothing rolls",
+        restarted,
+        Expect {
+            state: Some(kept),
+            warnings: vec![(
+                "kept the S3 env and hash of the previous revision",
+                "lookup failed (etcdserver: request timed out)",
+            )],
+            ..quiet()
+        },
+    );
+    s.world.dittoserver_error = None;
+
+    // 12. The Secret is deleted: pods keep what they had.
+    s.world.secrets.remove("creds-v2");
+    let pod = pod_from(&s.statefulset, 0);
+    s.run(
+        "Secret deleted, pod recreated: left as it came",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            warnings: vec![(
+                "S3 credentials of Pod \"dittofs-s3-sample-0\" left as they came: ",
+                "Secret \"creds-v2\" in namespace \"dittofs-system\" was not found",
+            )],
+            ..quiet()
+        },
+    );
+
+    // 13. The Secret comes back with a tampered endpoint: refused wherever it is read.
+    s.world.secrets.insert(
+        "creds-v2".to_owned(),
+        Credentials {
+            endpoint: "https://s3.attacker.example".to_owned(),
+            ..credentials("creds-v2")
+        },
+    );
+    let restarted = s.restarted("2026-11-30T04:00:00Z");
+    let rule = "Secret \"creds-v2\" in namespace \"dittofs-system\": entry \"endpoint\" has a host that is not in allowedEndpointHosts";
+    s.update_statefulset(
+        "endpoint tampered: the StatefulSet update is rejected",
+        restarted,
+        Expect {
+            rejected_with: Some(rule),
+            ..quiet()
+        },
+    );
+    let pod = pod_from(&s.statefulset, 0);
+    s.run(
+        "endpoint tampered: the pod is rejected",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            rejected_with: Some(rule),
+            ..quiet()
+        },
+    );
+    s.world
+        .secrets
+        .insert("creds-v2".to_owned(), credentials("creds-v2"));
+
+    // 14. The DittoServer is deleted, then its StatefulSet is torn down.
+    let last = s.world.dittoserver.clone().unwrap_or_default();
+    s.run(
+        "DittoServer deleted",
+        "DittoServer",
+        "DELETE",
+        &Value::Null,
+        &last,
+        quiet(),
+    );
+    s.world.dittoserver = None;
+    let mut deleting = s.statefulset.clone();
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-11-30T05:00:00Z");
+    deleting["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+    s.update_statefulset(
+        "StatefulSet being deleted: untouched, no lookup",
+        deleting,
+        quiet(),
+    );
+    let pod = pod_from(&s.statefulset, 1);
+    s.run(
+        "a pod created after the DittoServer is gone: left as it came",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            warnings: vec![(
+                "S3 credentials of Pod \"dittofs-s3-sample-1\" left as they came: ",
+                "DittoServer \"dittofs-s3-sample\" in namespace \"dittofs-system\" was not found",
+            )],
+            ..quiet()
+        },
+    );
+
+    let _ = std::fs::remove_dir_all(&workdir);
+    Ok(s.report)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (program, module, flavour) = match args.as_slice() {
+        [program, module] => (program, module, "plain"),
+        [program, module, flavour] => (program, module, flavour.as_str()),
+        _ => bail!("usage: lifecycle-scenario TOOL MODULE [plain|renders-env]"),
+    };
+    let renders_env = match flavour {
+        "plain" => false,
+        "renders-env" => true,
+        other => bail!("unknown operator flavour '{other}' (plain or renders-env)"),
+    };
+    let report = play(PathBuf::from(program), PathBuf::from(module), renders_env)?;
+    println!(
+        "{} passed, {} failed",
+        report.steps - report.failures,
+        report.failures
+    );
+    if report.failures > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

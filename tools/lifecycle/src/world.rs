@@ -1,0 +1,303 @@
+//! The cluster around the policy in the scenario: one DittoServer, its Secrets, what the API
+//! server answers, and the objects the operator and the controllers write. Expected values
+//! (env, hash, record) are computed here from the documented definitions, not by the policy.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::tool::Lookup;
+
+pub const NS: &str = "dittofs-system";
+pub const NAME: &str = "dittofs-s3-sample";
+pub const HASH_ANNOTATION: &str = "dittofs.io/s3-credentials-hash";
+pub const RECORD_ANNOTATION: &str = "dittofs.io/s3-credentials-source";
+const MANAGED: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+];
+
+/// Fake credentials: obviously not real, and checked for in everything the tools print.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub endpoint: String,
+}
+
+/// How the API server answers lookups of Secrets.
+#[derive(Clone, Copy, PartialEq)]
+pub enum SecretAccess {
+    Granted,
+    /// RBAC refuses, with a text that itself says "not found".
+    DeniedByRbac,
+}
+
+pub struct World {
+    /// The stored DittoServer, or `None` once deleted.
+    pub dittoserver: Option<Value>,
+    /// The DittoServer lookup fails with this API error instead of answering.
+    pub dittoserver_error: Option<String>,
+    pub secrets: BTreeMap<String, Credentials>,
+    pub secret_access: SecretAccess,
+    /// Operator v0.4-v0.12 render the AWS env themselves; other builds do not.
+    pub operator_renders_env: bool,
+    /// Increases on each operator reconcile (it rewrites its own config-hash).
+    pub generation: u32,
+}
+
+pub fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+pub fn dittoserver(secret_name: &str, region: &str, bucket: &str) -> Value {
+    json!({"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+           "metadata": {"name": NAME, "namespace": NS, "uid": "7d1e3c2a-0000-4000-8000-000000000001"},
+           "spec": {"image": "marmos91c/dittofs:0.12.0", "replicas": 1,
+                    "s3": {"credentialsSecretRef": {"secretName": secret_name},
+                           "region": region, "bucket": bucket}}})
+}
+
+impl World {
+    fn s3(&self) -> Option<&Value> {
+        self.dittoserver.as_ref()?.pointer("/spec/s3")
+    }
+
+    pub fn secret_name(&self) -> String {
+        self.s3()
+            .and_then(|s3| s3.pointer("/credentialsSecretRef/secretName"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn region(&self) -> String {
+        self.s3()
+            .and_then(|s3| s3.get("region"))
+            .and_then(Value::as_str)
+            .unwrap_or("eu-west-1")
+            .to_owned()
+    }
+
+    /// Every credential value the cluster has held, for the leak check.
+    pub fn all_values(&self) -> Vec<String> {
+        self.secrets
+            .values()
+            .flat_map(|c| {
+                [
+                    c.access_key_id.clone(),
+                    c.secret_access_key.clone(),
+                    c.endpoint.clone(),
+                ]
+            })
+            .collect()
+    }
+
+    fn not_found(api_version: &str, kind: &str, name: &str) -> String {
+        format!(
+            "Cannot find {api_version}/{kind} named '{name}' inside of namespace 'Some(\"{NS}\")'"
+        )
+    }
+
+    pub fn dittoserver_lookup(&self) -> Lookup {
+        let answer = match (&self.dittoserver_error, &self.dittoserver) {
+            (Some(error), _) => Err(error.clone()),
+            (None, Some(object)) => Ok(object.clone()),
+            (None, None) => Err(Self::not_found(
+                "dittofs.dittofs.com/v1alpha1",
+                "DittoServer",
+                NAME,
+            )),
+        };
+        Lookup {
+            api_version: "dittofs.dittofs.com/v1alpha1",
+            kind: "DittoServer",
+            namespace: NS.to_owned(),
+            name: NAME.to_owned(),
+            answer,
+        }
+    }
+
+    pub fn secret_lookup(&self, name: &str) -> Lookup {
+        let answer = match (self.secret_access, self.secrets.get(name)) {
+            (SecretAccess::DeniedByRbac, _) => Err(format!(
+                "ApiError: secrets \"{name}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" \
+                 cannot get resource \"secrets\" in API group \"\" in the namespace \"{NS}\": RBAC: \
+                 clusterrole.rbac.authorization.k8s.io \"dittofs-secret-reader\" not found: Forbidden"
+            )),
+            (SecretAccess::Granted, None) => Err(Self::not_found("v1", "Secret", name)),
+            (SecretAccess::Granted, Some(credentials)) => Ok(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": NS},
+                "type": "Opaque",
+                "data": {"accessKeyId": b64(&credentials.access_key_id),
+                         "secretAccessKey": b64(&credentials.secret_access_key),
+                         "endpoint": b64(&credentials.endpoint),
+                         "unrelated": b64("not consumed")}})),
+        };
+        Lookup {
+            api_version: "v1",
+            kind: "Secret",
+            namespace: NS.to_owned(),
+            name: name.to_owned(),
+            answer,
+        }
+    }
+
+    /// What a Pod or StatefulSet review may look up: the owner, then the Secret it names.
+    pub fn workload_lookups(&self) -> Vec<Lookup> {
+        let mut lookups = vec![self.dittoserver_lookup()];
+        if self.dittoserver_error.is_none() && self.dittoserver.is_some() {
+            lookups.push(self.secret_lookup(&self.secret_name()));
+        }
+        lookups
+    }
+
+    /// The four variables for the current spec.s3, in the operator's order.
+    pub fn expected_env(&self) -> Vec<Value> {
+        let name = self.secret_name();
+        vec![
+            json!({"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": name, "key": "accessKeyId"}}}),
+            json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": name, "key": "secretAccessKey"}}}),
+            json!({"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {"name": name, "key": "endpoint", "optional": true}}}),
+            json!({"name": "AWS_REGION", "value": self.region()}),
+        ]
+    }
+
+    /// SHA-256 over the consumed entries keyed `s3:<key>`, sorted, framed `len:key:len:value`.
+    pub fn expected_hash(&self) -> String {
+        let Some(credentials) = self.secrets.get(&self.secret_name()) else {
+            return String::new();
+        };
+        let mut entries = [
+            ("s3:accessKeyId", &credentials.access_key_id),
+            ("s3:endpoint", &credentials.endpoint),
+            ("s3:secretAccessKey", &credentials.secret_access_key),
+        ];
+        entries.sort();
+        let framed: String = entries
+            .iter()
+            .map(|(key, value)| format!("{}:{key}:{}:{value}", key.len(), value.len()))
+            .collect();
+        Sha256::digest(framed.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
+    pub fn expected_record(&self) -> String {
+        format!(
+            r#"{{"secretName":"{}","accessKeyIdKey":"accessKeyId","secretAccessKeyKey":"secretAccessKey","endpointKey":"endpoint","region":"{}"}}"#,
+            self.secret_name(),
+            self.region()
+        )
+    }
+
+    /// The StatefulSet as the operator writes it: a fresh annotation map and its own env.
+    pub fn operator_statefulset(&mut self) -> Value {
+        self.generation += 1;
+        let mut env = vec![json!({"name": "DITTOFS_LOG_LEVEL", "value": "info"})];
+        if self.operator_renders_env {
+            env.extend(self.expected_env());
+        }
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": NAME, "namespace": NS, "generation": self.generation,
+                            "ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+                                                 "name": NAME, "uid": "7d1e3c2a-0000-4000-8000-000000000001",
+                                                 "controller": true, "blockOwnerDeletion": true}]},
+               "spec": {"replicas": 1, "serviceName": NAME,
+                        "selector": {"matchLabels": {"app": "dittofs-server", "instance": NAME}},
+                        "template": {
+                            "metadata": {"labels": {"app": "dittofs-server", "instance": NAME},
+                                         "annotations": {"dittofs.io/config-hash": format!("generation-{}", self.generation)}},
+                            "spec": {"containers": [{"name": "dittofs", "image": "marmos91c/dittofs:0.12.0",
+                                                     "command": ["/app/dittofs"], "env": env,
+                                                     "futureField": {"kept": true}}]}}}})
+    }
+}
+
+/// A pod the StatefulSet controller creates from a template.
+pub fn pod_from(statefulset: &Value, ordinal: u32) -> Value {
+    let template = &statefulset["spec"]["template"];
+    let mut metadata = template["metadata"].clone();
+    metadata["name"] = json!(format!("{NAME}-{ordinal}"));
+    metadata["namespace"] = json!(NS);
+    metadata["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": NAME,
+                                          "uid": "0b5c1e2d-0000-4000-8000-000000000002", "controller": true}]);
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"].clone()})
+}
+
+/// The part of a pod spec or template the policy writes: its env entries, hash and record.
+pub fn policy_state(object: &Value) -> (Vec<Value>, Value, Value) {
+    let (spec, metadata) = match object.pointer("/spec/template") {
+        Some(template) => (&template["spec"], &template["metadata"]),
+        None => (&object["spec"], &object["metadata"]),
+    };
+    let env = spec["containers"]
+        .as_array()
+        .and_then(|containers| containers.iter().find(|c| c["name"] == "dittofs"))
+        .and_then(|container| container["env"].as_array())
+        .map(|env| {
+            env.iter()
+                .filter(|entry| {
+                    entry["name"]
+                        .as_str()
+                        .is_some_and(|name| MANAGED.contains(&name))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let annotation = |key: &str| metadata["annotations"][key].clone();
+    (
+        env,
+        annotation(HASH_ANNOTATION),
+        annotation(RECORD_ANNOTATION),
+    )
+}
+
+/// A bare AdmissionRequest as the API server sends it.
+pub fn admission_request(kind: &str, operation: &str, object: &Value, old: &Value) -> Value {
+    let (group, version, resource) = match kind {
+        "Pod" => ("", "v1", "pods"),
+        "StatefulSet" => ("apps", "v1", "statefulsets"),
+        _ => ("dittofs.dittofs.com", "v1alpha1", "dittoservers"),
+    };
+    let gvk = json!({"group": group, "version": version, "kind": kind});
+    let gvr = json!({"group": group, "version": version, "resource": resource});
+    let options = match operation {
+        "CREATE" => "CreateOptions",
+        "UPDATE" => "UpdateOptions",
+        _ => "DeleteOptions",
+    };
+    let name = object["metadata"]["name"]
+        .as_str()
+        .or_else(|| old["metadata"]["name"].as_str())
+        .unwrap_or_default();
+    let mut request = BTreeMap::new();
+    request.insert(
+        "uid",
+        json!(format!("lifecycle-{kind}-{operation}").to_lowercase()),
+    );
+    request.insert("kind", gvk.clone());
+    request.insert("resource", gvr.clone());
+    request.insert("requestKind", gvk);
+    request.insert("requestResource", gvr);
+    request.insert("name", json!(name));
+    request.insert("namespace", json!(NS));
+    request.insert("operation", json!(operation));
+    request.insert("userInfo", json!({"username": "system:serviceaccount:dittofs-system:dittofs-operator",
+                                      "groups": ["system:serviceaccounts", "system:authenticated"]}));
+    request.insert("object", object.clone());
+    request.insert("oldObject", old.clone());
+    request.insert("dryRun", json!(false));
+    request.insert(
+        "options",
+        json!({"kind": options, "apiVersion": "meta.k8s.io/v1"}),
+    );
+    json!(request)
+}
