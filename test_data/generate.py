@@ -482,7 +482,7 @@ def hostile_fixtures(sample):
     pod_case("pod-labels-array", put(["metadata", "labels"], ["app"]), "accept")
     pod_case("pod-instance-label-number", put(["metadata", "labels", "instance"], 5), "accept")
     pod_case("pod-two-dittofs-containers", lambda o: put(["spec", "containers"], o["spec"]["containers"] * 2)(o), "accept", [ditto_ok, secret_ok])
-    pod_case("pod-unicode-container-names", put(["spec", "containers"], [{"name": "sérveur"}, {"name": "日本"}]), "warn:container \"dittofs\" not found", [ditto_ok, secret_ok])
+    pod_case("pod-unicode-container-names", put(["spec", "containers"], [{"name": "sérveur"}, {"name": "日本"}]), "warn:it has no container \"dittofs\"", [ditto_ok, secret_ok])
     pod_case("pod-hundreds-of-containers", put(["spec", "containers"], [{"name": f"c{i}", "image": "x"} for i in range(300)] + [operator_container(ditto)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-thousand-env-entries", put(["spec", "containers", 0, "env"], [{"name": f"V{i}", "value": str(i)} for i in range(1000)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-dittoserver-answer-garbage", lambda o: o, "warn:the host answered with invalid JSON", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload="<html>502</html>")])
@@ -491,7 +491,7 @@ def hostile_fixtures(sample):
     sts_case("statefulset-owners-string", put(["metadata", "ownerReferences"], "DittoServer"), "accept")
     sts_case("statefulset-owners-not-objects", put(["metadata", "ownerReferences"], [1, None, "x"]), "accept")
     sts_case("statefulset-template-null", put(["spec", "template"], None), "reject:spec.template is malformed", [ditto_ok, secret_ok])
-    sts_case("statefulset-update-old-object-garbage", lambda o: o, "warn:kept the S3 credentials env and hash", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=not_found("dittofs.dittofs.com/v1alpha1", "DittoServer", name))], "UPDATE", "not an object")
+    sts_case("statefulset-update-old-object-garbage", lambda o: o, "warn:kept the S3 env and hash", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=not_found("dittofs.dittofs.com/v1alpha1", "DittoServer", name))], "UPDATE", "not an object")
 
     # Requests of the wrong shape
     bad = admission_request("odd", DITTOSERVER_GVK, DITTOSERVER_GVR, ditto)
