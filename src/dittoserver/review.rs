@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{CredentialsRef, S3Spec, parse_s3};
+use super::{CredentialsRef, S3Spec, compatibility, parse_s3};
 use crate::cluster::{Cluster, LookupError, ObjectRef};
 use crate::credentials::{ConsumedCredentials, SecretData, endpoint_finding};
 use crate::decision::Decision;
@@ -17,6 +17,18 @@ struct SecretFinding {
 
 /// Decides on a DittoServer CREATE, or an UPDATE whose stored revision is `previous`.
 pub fn review(
+    object: &Value,
+    previous: Option<&Value>,
+    namespace: &str,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Decision {
+    let compatibility = compatibility::ignored_env_warning(object);
+    judge(object, previous, namespace, settings, cluster)
+        .with_warnings(compatibility.into_iter().collect())
+}
+
+fn judge(
     object: &Value,
     previous: Option<&Value>,
     namespace: &str,
@@ -479,6 +491,22 @@ mod tests {
         assert!(
             message.starts_with("unnamed DittoServer is invalid: spec.s3.region"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_dittofs_image_from_0_13_gets_a_warning_whatever_the_verdict() {
+        let cluster = cluster_with(Ok(secret(good_data())));
+        let mut object = with_ref();
+        object["spec"]["image"] = json!("marmos91c/dittofs:0.13.0");
+        let decision = review_create(&object, NS, &Settings::default(), &cluster);
+        assert_eq!(decision.verdict, Verdict::Accept);
+        assert_eq!(decision.warnings.len(), 1);
+        assert!(decision.warnings[0].contains("from 0.13.0 on DittoFS ignores AWS_* variables"));
+        object["spec"]["image"] = json!("marmos91c/dittofs:0.12.0");
+        assert_eq!(
+            review_create(&object, NS, &Settings::default(), &cluster),
+            Decision::accept()
         );
     }
 }
