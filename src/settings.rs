@@ -47,8 +47,10 @@ pub struct Settings {
     pub on_env_conflict: OnEnvConflict,
     pub workloads: WorkloadMode,
     /// `None` allows any valid region.
+    #[serde(deserialize_with = "empty_means_any")]
     pub allowed_regions: Option<Vec<String>>,
     /// `None` allows any endpoint host.
+    #[serde(deserialize_with = "empty_means_any")]
     pub allowed_endpoint_hosts: Option<Vec<String>>,
     pub allow_insecure_endpoint: bool,
 }
@@ -86,7 +88,17 @@ impl Settings {
     }
 }
 
-/// Checks a non-empty list whose entries all satisfy `rule`.
+/// An allow-list given as `[]` or `null` allows anything, as when it is left out: that is what
+/// Kubewarden's UI sends for an empty list field, and "allow nothing" would only lock a cluster up.
+fn empty_means_any<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let list: Option<Vec<String>> = Option::deserialize(deserializer)?;
+    Ok(list.filter(|entries| !entries.is_empty()))
+}
+
+/// Checks that every entry of an allow-list satisfies `rule`.
 fn validate_list(
     field: &str,
     entries: &Option<Vec<String>>,
@@ -95,11 +107,6 @@ fn validate_list(
     let Some(entries) = entries else {
         return Ok(());
     };
-    if entries.is_empty() {
-        return Err(format!(
-            "{field} must not be empty: omit it to allow any value"
-        ));
-    }
     for (index, entry) in entries.iter().enumerate() {
         rule(entry).map_err(|broken| format!("{field}[{index}] \"{entry}\" {broken}"))?;
     }
@@ -182,20 +189,12 @@ mod tests {
                 "hashAnnotation \"bad key!\"",
             ),
             (
-                r#"{"allowedRegions":[]}"#,
-                "allowedRegions must not be empty",
-            ),
-            (
                 r#"{"allowedRegions":["eu-west-1","EU"]}"#,
                 "allowedRegions[1] \"EU\"",
             ),
             (
                 r#"{"allowedEndpointHosts":["https://s3.cubbit.eu"]}"#,
                 "allowedEndpointHosts[0]",
-            ),
-            (
-                r#"{"allowedEndpointHosts":[]}"#,
-                "allowedEndpointHosts must not be empty",
             ),
             (r#"{"allowInsecureEndpoint":"yes"}"#, "invalid type"),
             (r#"[]"#, "invalid settings: expected a JSON object"),
@@ -205,6 +204,18 @@ mod tests {
         for (raw, expected) in cases {
             let err = Settings::parse(raw.as_bytes()).expect_err(raw);
             assert!(err.contains(expected), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn empty_or_null_allow_lists_allow_anything() {
+        for raw in [
+            r#"{"allowedRegions":[],"allowedEndpointHosts":[]}"#,
+            r#"{"allowedRegions":null,"allowedEndpointHosts":null}"#,
+        ] {
+            let settings = Settings::parse(raw.as_bytes()).expect(raw);
+            assert_eq!(settings.allowed_regions, None, "{raw}");
+            assert_eq!(settings.allowed_endpoint_hosts, None, "{raw}");
         }
     }
 }
