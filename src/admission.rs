@@ -5,9 +5,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Requester};
 use crate::decision::Decision;
 use crate::dittoserver;
+use crate::dittoserver::review::DittoServerRequest;
 use crate::settings::{Settings, WorkloadMode};
 use crate::workload::{self, WorkloadKind, WorkloadRequest};
 
@@ -82,14 +83,13 @@ pub fn decide(
     let namespace = request_namespace(request);
     let workload_kind = match target {
         Target::DittoServer => {
-            let previous = (request.operation == "UPDATE").then_some(&request.old_object);
-            return dittoserver::review::review(
-                &request.object,
-                previous,
+            let ditto_request = DittoServerRequest {
+                object: &request.object,
+                previous: (request.operation == "UPDATE").then_some(&request.old_object),
                 namespace,
-                settings,
-                cluster,
-            );
+                requester: requester(request),
+            };
+            return dittoserver::review::review(&ditto_request, settings, cluster);
         }
         Target::Workload(kind) => kind,
     };
@@ -104,6 +104,22 @@ pub fn decide(
         WorkloadMode::Inject => workload::inject(&workload_request, settings, cluster),
         WorkloadMode::Verify => workload::verify(&workload_request, settings, cluster),
     }
+}
+
+/// The authenticated user, when the request has one (the audit scanner sends none).
+fn requester(request: &KubernetesAdmissionRequest) -> Option<Requester<'_>> {
+    let username = request.user_info.username.as_str();
+    if username.is_empty() {
+        return None;
+    }
+    let mut groups: Vec<&str> = request
+        .user_info
+        .groups
+        .iter()
+        .map(String::as_str)
+        .collect();
+    groups.sort_unstable();
+    Some(Requester { username, groups })
 }
 
 /// Parser errors quote the input; a rejection must not echo megabytes of it.
@@ -352,6 +368,25 @@ mod tests {
             message.chars().count() <= 240,
             "{} chars",
             message.chars().count()
+        );
+    }
+
+    #[test]
+    fn the_requesting_user_with_sorted_groups_is_asked_about() {
+        let object = json!({"metadata": {"name": "d"},
+                            "spec": {"s3": {"credentialsSecretRef": {"secretName": "creds"}}}});
+        let raw = serde_json::to_vec(&json!({"request": {
+            "uid": "1", "kind": ditto_kind(), "operation": "CREATE", "namespace": "ns",
+            "userInfo": {"username": "alice", "groups": ["team-b", "system:authenticated", "team-a"]},
+            "object": object}}))
+        .expect("json");
+        let cluster = FakeCluster::default();
+        decide_payload(&raw, &cluster);
+        assert_eq!(
+            cluster.lookups.borrow().first().map(String::as_str),
+            Some(
+                "may alice (system:authenticated,team-a,team-b) get Secret \"creds\" in namespace \"ns\""
+            )
         );
     }
 }

@@ -122,10 +122,25 @@ impl fmt::Display for LookupError {
     }
 }
 
+/// Who made a request, as the API server authenticated them.
+#[derive(Debug, Clone)]
+pub struct Requester<'a> {
+    pub username: &'a str,
+    /// Sorted, so the same user always makes the same host call (replay sessions match on it).
+    pub groups: Vec<&'a str>,
+}
+
 /// Read access to the cluster, as the policy core needs it.
 pub trait Cluster {
     /// Fetches one object as raw JSON.
     fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError>;
+
+    /// Whether `requester` may `get` the Secret `secret` (a SubjectAccessReview).
+    fn may_get(
+        &self,
+        requester: &Requester<'_>,
+        secret: ObjectRef<'_>,
+    ) -> Result<bool, LookupError>;
 }
 
 /// Lookups through the Kubewarden host (`kubernetes/get_resource`).
@@ -156,6 +171,57 @@ impl Cluster for HostCluster {
         serde_json::from_slice(&answer)
             .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
     }
+
+    fn may_get(
+        &self,
+        requester: &Requester<'_>,
+        secret: ObjectRef<'_>,
+    ) -> Result<bool, LookupError> {
+        use kubewarden_policy_sdk::host_capabilities::kubernetes::{
+            CanIRequest, ResourceAttributes, SubjectAccessReview,
+        };
+
+        let request = CanIRequest {
+            subject_access_review: SubjectAccessReview {
+                groups: Some(requester.groups.iter().map(|g| (*g).to_owned()).collect()),
+                resource_attributes: ResourceAttributes {
+                    group: Some(String::new()),
+                    name: Some(secret.name.to_owned()),
+                    namespace: Some(secret.namespace.to_owned()),
+                    resource: "secrets".to_owned(),
+                    subresource: None,
+                    verb: "get".to_owned(),
+                    version: Some(secret.api_version.to_owned()),
+                },
+                user: requester.username.to_owned(),
+            },
+            disable_cache: false,
+        };
+        let payload = serde_json::to_vec(&request)
+            .map_err(|_| LookupError::Failed("cannot encode the access review".to_owned()))?;
+        let answer = kubewarden_policy_sdk::wapc_guest::host_call(
+            "kubewarden",
+            "kubernetes",
+            "can_i",
+            &payload,
+        )
+        .map_err(|error| LookupError::from_host_message(secret, &error.to_string()))?;
+        serde_json::from_slice::<AccessReviewStatus>(&answer)
+            .map(|status| status.allowed && !status.denied)
+            .map_err(|_| {
+                LookupError::Failed(
+                    "the host answered the access review with invalid JSON".to_owned(),
+                )
+            })
+    }
+}
+
+/// The part of a SubjectAccessReview's status the policy reads.
+#[derive(serde::Deserialize)]
+struct AccessReviewStatus {
+    allowed: bool,
+    #[serde(default)]
+    denied: bool,
 }
 
 #[cfg(test)]
@@ -168,6 +234,8 @@ pub mod fake {
     #[derive(Default)]
     pub struct FakeCluster {
         answers: HashMap<(String, String, String), Result<Value, LookupError>>,
+        /// Access answers by user name; users not listed may read every Secret.
+        access: HashMap<String, Result<bool, LookupError>>,
         pub lookups: RefCell<Vec<String>>,
     }
 
@@ -183,9 +251,30 @@ pub mod fake {
             );
             self
         }
+
+        pub fn with_access(mut self, username: &str, answer: Result<bool, LookupError>) -> Self {
+            self.access.insert(username.to_owned(), answer);
+            self
+        }
     }
 
     impl Cluster for FakeCluster {
+        fn may_get(
+            &self,
+            requester: &Requester<'_>,
+            secret: ObjectRef<'_>,
+        ) -> Result<bool, LookupError> {
+            self.lookups.borrow_mut().push(format!(
+                "may {} ({}) get {secret}",
+                requester.username,
+                requester.groups.join(",")
+            ));
+            self.access
+                .get(requester.username)
+                .cloned()
+                .unwrap_or(Ok(true))
+        }
+
         fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError> {
             self.lookups.borrow_mut().push(object.to_string());
             self.answers

@@ -18,6 +18,19 @@ pub enum SecretCheck {
     Skip,
 }
 
+/// What to do when the author of a DittoServer may not read the Secret it names.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretAccessCheck {
+    /// Reject the DittoServer: naming a Secret is a way to read it through the pods.
+    #[default]
+    Reject,
+    /// Accept with a warning (while RBAC is being sorted out).
+    Warn,
+    /// Do not ask.
+    Skip,
+}
+
 /// What to do when a container already defines one of the injected variables differently.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +57,7 @@ pub struct Settings {
     pub container_name: String,
     pub hash_annotation: String,
     pub secret_check: SecretCheck,
+    pub secret_access_check: SecretAccessCheck,
     pub on_env_conflict: OnEnvConflict,
     pub workloads: WorkloadMode,
     /// `None` allows any valid region.
@@ -61,6 +75,7 @@ impl Default for Settings {
             container_name: "dittofs".to_owned(),
             hash_annotation: "dittofs.io/s3-credentials-hash".to_owned(),
             secret_check: SecretCheck::default(),
+            secret_access_check: SecretAccessCheck::default(),
             on_env_conflict: OnEnvConflict::default(),
             workloads: WorkloadMode::default(),
             allowed_regions: None,
@@ -143,6 +158,7 @@ mod tests {
         assert_eq!(settings.container_name, "dittofs");
         assert_eq!(settings.hash_annotation, "dittofs.io/s3-credentials-hash");
         assert_eq!(settings.secret_check, SecretCheck::Warn);
+        assert_eq!(settings.secret_access_check, SecretAccessCheck::Reject);
         assert_eq!(settings.on_env_conflict, OnEnvConflict::Reject);
         assert_eq!(settings.workloads, WorkloadMode::Inject);
         assert_eq!(settings.allowed_regions, None);

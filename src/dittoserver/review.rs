@@ -3,11 +3,11 @@
 use serde_json::Value;
 
 use super::{CredentialsRef, S3Spec, compatibility, parse_s3};
-use crate::cluster::{Cluster, LookupError, ObjectRef};
+use crate::cluster::{Cluster, LookupError, ObjectRef, Requester};
 use crate::credentials::{ConsumedCredentials, SecretData, endpoint_finding};
 use crate::decision::Decision;
 use crate::naming;
-use crate::settings::{SecretCheck, Settings};
+use crate::settings::{SecretAccessCheck, SecretCheck, Settings};
 
 /// One problem with the referenced Secret; `hard` ones reject whatever `secretCheck` says.
 struct SecretFinding {
@@ -15,26 +15,33 @@ struct SecretFinding {
     hard: bool,
 }
 
-/// Decides on a DittoServer CREATE, or an UPDATE whose stored revision is `previous`.
-pub fn review(
-    object: &Value,
-    previous: Option<&Value>,
-    namespace: &str,
-    settings: &Settings,
-    cluster: &dyn Cluster,
-) -> Decision {
-    let compatibility = compatibility::ignored_env_warning(object);
-    judge(object, previous, namespace, settings, cluster)
-        .with_warnings(compatibility.into_iter().collect())
+/// A DittoServer write as the review needs it.
+pub struct DittoServerRequest<'a> {
+    pub object: &'a Value,
+    /// The stored revision, on UPDATE.
+    pub previous: Option<&'a Value>,
+    pub namespace: &'a str,
+    /// Who writes it; `None` for requests without a user (the audit scanner's).
+    pub requester: Option<Requester<'a>>,
 }
 
-fn judge(
-    object: &Value,
-    previous: Option<&Value>,
-    namespace: &str,
+/// Decides on a DittoServer CREATE or UPDATE.
+pub fn review(
+    request: &DittoServerRequest<'_>,
     settings: &Settings,
     cluster: &dyn Cluster,
 ) -> Decision {
+    let compatibility = compatibility::ignored_env_warning(request.object);
+    judge(request, settings, cluster).with_warnings(compatibility.into_iter().collect())
+}
+
+fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cluster) -> Decision {
+    let DittoServerRequest {
+        object,
+        previous,
+        namespace,
+        ref requester,
+    } = *request;
     let name = naming::describe("DittoServer", object);
     if let Some(previous) = previous
         && previous.pointer("/spec/s3") == object.pointer("/spec/s3")
@@ -58,8 +65,21 @@ fn judge(
         return Decision::accept()
             .with_warnings(unused_settings_warning(&spec).into_iter().collect());
     };
+    let mut access_warnings = Vec::new();
+    if let Some(requester) = requester
+        && names_another_secret(credentials, previous)
+        && let Some(refusal) = check_access(requester, credentials, namespace, settings, cluster)
+    {
+        if settings.secret_access_check == SecretAccessCheck::Reject {
+            return Decision::reject(format!("{name} is rejected: {refusal}"));
+        }
+        // The content of a Secret its author may not read is not described to them.
+        return Decision::accept().with_warnings(vec![format!(
+            "{name} names a Secret its author may not read: {refusal}"
+        )]);
+    }
     if settings.secret_check == SecretCheck::Skip {
-        return Decision::accept();
+        return Decision::accept().with_warnings(access_warnings);
     }
 
     let findings = check_secret(credentials, namespace, settings, cluster);
@@ -71,7 +91,49 @@ fn judge(
         all.extend(messages(soft));
         return Decision::reject(format!("{name} is rejected: {}", all.join("; ")));
     }
-    Decision::accept().with_warnings(messages(soft))
+    access_warnings.extend(messages(soft));
+    Decision::accept().with_warnings(access_warnings)
+}
+
+/// Whether the write makes the DittoServer name a Secret or keys it did not name before: a CREATE,
+/// or an UPDATE that changes the Secret name or a key name.
+fn names_another_secret(credentials: &CredentialsRef, previous: Option<&Value>) -> bool {
+    let Some(previous) = previous else {
+        return true;
+    };
+    match parse_s3(previous) {
+        Ok(Some(S3Spec {
+            credentials: Some(before),
+            ..
+        })) => &before != credentials,
+        _ => true,
+    }
+}
+
+/// Asks the host whether the requester may `get` the named Secret; `Some` explains a refusal
+/// or a failed question. Nothing is asked with `secretAccessCheck: skip`.
+fn check_access(
+    requester: &Requester<'_>,
+    credentials: &CredentialsRef,
+    namespace: &str,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Option<String> {
+    if settings.secret_access_check == SecretAccessCheck::Skip {
+        return None;
+    }
+    let secret_ref = ObjectRef::secret(namespace, &credentials.secret_name);
+    let user = requester.username;
+    match cluster.may_get(requester, secret_ref) {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "user \"{user}\" may not get {secret_ref}, so it may not have DittoFS pods read it \
+             (secretAccessCheck); grant the user get on that Secret, or name one the user can read"
+        )),
+        Err(error) => Some(format!(
+            "cannot check whether user \"{user}\" may get {secret_ref}: {error}"
+        )),
+    }
 }
 
 /// The spec's own rules and the settings' allow-lists; `Err` lists what is broken.
@@ -177,7 +239,24 @@ mod tests {
         settings: &Settings,
         cluster: &dyn Cluster,
     ) -> Decision {
-        review(object, None, namespace, settings, cluster)
+        review_update(object, None, namespace, settings, cluster)
+    }
+
+    /// A write without a user, as the audit scanner sends (the access check is tested apart).
+    fn review_update(
+        object: &Value,
+        previous: Option<&Value>,
+        namespace: &str,
+        settings: &Settings,
+        cluster: &dyn Cluster,
+    ) -> Decision {
+        let request = DittoServerRequest {
+            object,
+            previous,
+            namespace,
+            requester: None,
+        };
+        review(&request, settings, cluster)
     }
 
     fn ditto(s3: Value) -> Value {
@@ -454,7 +533,7 @@ mod tests {
         let mut relabelled = stored.clone();
         relabelled["metadata"]["labels"] = json!({"team": "storage"});
         relabelled["metadata"]["finalizers"] = json!(["example.com/keep"]);
-        let decision = review(&relabelled, Some(&stored), NS, &restrict, &cluster);
+        let decision = review_update(&relabelled, Some(&stored), NS, &restrict, &cluster);
         assert_eq!(decision.verdict, Verdict::Accept);
         assert_eq!(
             decision.warnings,
@@ -464,7 +543,7 @@ mod tests {
         );
         assert!(cluster.lookups.borrow().is_empty());
         // A spec that passes today gives no warning.
-        let fine = review(
+        let fine = review_update(
             &relabelled,
             Some(&stored),
             NS,
@@ -475,7 +554,7 @@ mod tests {
         // Changing spec.s3 is judged as usual.
         let mut moved = relabelled.clone();
         moved["spec"]["s3"]["bucket"] = json!("new-bucket");
-        let judged = review(&moved, Some(&stored), NS, &restrict, &cluster);
+        let judged = review_update(&moved, Some(&stored), NS, &restrict, &cluster);
         assert!(matches!(judged.verdict, Verdict::Reject(_)), "{judged:?}");
     }
 
@@ -507,6 +586,175 @@ mod tests {
         assert_eq!(
             review_create(&object, NS, &Settings::default(), &cluster),
             Decision::accept()
+        );
+    }
+
+    fn write_as(
+        username: &str,
+        groups: &[&str],
+        object: &Value,
+        previous: Option<&Value>,
+        settings: &Settings,
+        cluster: &dyn Cluster,
+    ) -> Decision {
+        let request = DittoServerRequest {
+            object,
+            previous,
+            namespace: NS,
+            requester: Some(Requester {
+                username,
+                groups: groups.to_vec(),
+            }),
+        };
+        review(&request, settings, cluster)
+    }
+
+    #[test]
+    fn an_author_who_may_read_the_secret_passes_silently() {
+        let cluster = cluster_with(Ok(secret(good_data())));
+        let decision = write_as(
+            "system:serviceaccount:gitops:argocd",
+            &["system:authenticated", "system:serviceaccounts"],
+            &with_ref(),
+            None,
+            &Settings::default(),
+            &cluster,
+        );
+        assert_eq!(decision, Decision::accept());
+        assert_eq!(
+            *cluster.lookups.borrow(),
+            [
+                "may system:serviceaccount:gitops:argocd (system:authenticated,system:serviceaccounts) get Secret \"s3-creds\" in namespace \"dittofs-system\"",
+                "Secret \"s3-creds\" in namespace \"dittofs-system\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_author_who_may_not_read_the_secret_is_refused_per_setting() {
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+        let rejected = write_as(
+            "mallory",
+            &[],
+            &with_ref(),
+            None,
+            &Settings::default(),
+            &cluster,
+        );
+        assert_eq!(
+            rejected.verdict,
+            Verdict::Reject("DittoServer \"dittofs-s3\" is rejected: user \"mallory\" may not get Secret \"s3-creds\" in namespace \"dittofs-system\", so it may not have DittoFS pods read it (secretAccessCheck); grant the user get on that Secret, or name one the user can read".into())
+        );
+        let warn = settings(json!({"secretAccessCheck": "warn"}));
+        let cluster = cluster_with(Ok(secret(json!({})))).with_access("mallory", Ok(false));
+        let warned = write_as("mallory", &[], &with_ref(), None, &warn, &cluster);
+        assert_eq!(warned.verdict, Verdict::Accept);
+        assert_eq!(warned.warnings.len(), 1);
+        assert!(warned.warnings[0].starts_with("DittoServer \"dittofs-s3\" names a Secret its author may not read: user \"mallory\" may not get"));
+        // The Secret a refused author names is not looked at, so nothing about it is told.
+        assert_eq!(cluster.lookups.borrow().len(), 1);
+        let skip = settings(json!({"secretAccessCheck": "skip"}));
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+        assert_eq!(
+            write_as("mallory", &[], &with_ref(), None, &skip, &cluster),
+            Decision::accept()
+        );
+        assert!(
+            cluster
+                .lookups
+                .borrow()
+                .iter()
+                .all(|l| !l.starts_with("may "))
+        );
+    }
+
+    #[test]
+    fn a_failing_access_review_is_reported_per_setting_never_an_error() {
+        let failing = Err(LookupError::AccessDenied(
+            "subjectaccessreviews.authorization.k8s.io is forbidden".into(),
+        ));
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("alice", failing.clone());
+        let Verdict::Reject(message) = write_as(
+            "alice",
+            &[],
+            &with_ref(),
+            None,
+            &Settings::default(),
+            &cluster,
+        )
+        .verdict
+        else {
+            panic!("accepted")
+        };
+        assert!(
+            message.contains("cannot check whether user \"alice\" may get Secret \"s3-creds\""),
+            "{message}"
+        );
+        let warn = settings(json!({"secretAccessCheck": "warn"}));
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("alice", failing);
+        let decision = write_as("alice", &[], &with_ref(), None, &warn, &cluster);
+        assert_eq!(decision.verdict, Verdict::Accept);
+        assert!(
+            decision.warnings[0].contains("access denied (subjectaccessreviews"),
+            "{:?}",
+            decision.warnings
+        );
+    }
+
+    #[test]
+    fn only_writes_that_name_another_secret_or_key_are_checked() {
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+        let stored = with_ref();
+        let mut scaled = stored.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        scaled["spec"]["s3"]["bucket"] = json!("other-bucket");
+        // Same Secret and keys: no question, whoever writes.
+        let kept = write_as(
+            "mallory",
+            &[],
+            &scaled,
+            Some(&stored),
+            &Settings::default(),
+            &cluster,
+        );
+        assert_eq!(kept.verdict, Verdict::Accept);
+        assert!(
+            cluster
+                .lookups
+                .borrow()
+                .iter()
+                .all(|l| !l.starts_with("may "))
+        );
+        // A changed key name is a new way to read the Secret: asked again.
+        let mut rekeyed = stored.clone();
+        rekeyed["spec"]["s3"]["credentialsSecretRef"]["secretAccessKeyKey"] = json!("password");
+        let decision = write_as(
+            "mallory",
+            &[],
+            &rekeyed,
+            Some(&stored),
+            &Settings::default(),
+            &cluster,
+        );
+        assert!(
+            matches!(decision.verdict, Verdict::Reject(_)),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
+    fn requests_without_a_user_are_not_asked_about() {
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("", Ok(false));
+        assert_eq!(
+            review_create(&with_ref(), NS, &Settings::default(), &cluster),
+            Decision::accept()
+        );
+        assert!(
+            cluster
+                .lookups
+                .borrow()
+                .iter()
+                .all(|l| !l.starts_with("may "))
         );
     }
 }
