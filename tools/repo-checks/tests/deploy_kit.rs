@@ -1,4 +1,6 @@
-//! The deploy kit agrees with metadata.yml and grants nothing beyond the two lookups.
+//! The deploy kit agrees with metadata.yml, grants nothing beyond what the policy asks the host
+//! for, and keeps its blast radius small: three policies with one job each, DittoFS objects
+//! only, two PolicyServer replicas with a disruption budget, explicit timeouts.
 
 mod common;
 
@@ -45,11 +47,21 @@ fn resources_of(rules: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn policies() -> [(&'static str, Value); 2] {
+fn policies() -> [(&'static str, Value); 3] {
     [
-        ("mutating", yaml("deploy/mutating-policy.yaml")),
-        ("validating", yaml("deploy/validating-policy.yaml")),
+        ("inject", yaml("deploy/mutating-policy.yaml")),
+        ("validate", yaml("deploy/validating-policy.yaml")),
+        ("drift", yaml("deploy/drift-policy.yaml")),
     ]
+}
+
+fn set_of(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("{value} is not a list"))
+        .iter()
+        .map(|v| v.to_string())
+        .collect()
 }
 
 fn deployed_settings(policy: &Value) -> Settings {
@@ -79,11 +91,17 @@ fn policies_use_this_module_on_the_dedicated_policy_server() {
             policy["spec"]["policyServer"], server["metadata"]["name"],
             "{name}"
         );
-        assert_eq!(
-            policy["spec"]["contextAwareResources"], metadata["contextAwareResources"],
-            "{name}"
+        let granted = set_of(&policy["spec"]["contextAwareResources"]);
+        assert!(
+            granted.is_subset(&set_of(&metadata["contextAwareResources"])),
+            "{name}: grants more than metadata.yml declares"
         );
     }
+    // Least privilege per policy: DittoServer validation reads Secrets only.
+    assert_eq!(
+        yaml("deploy/validating-policy.yaml")["spec"]["contextAwareResources"],
+        json!([{"apiVersion": "v1", "kind": "Secret"}])
+    );
 }
 
 #[test]
@@ -101,9 +119,11 @@ fn policy_rules_stay_within_the_metadata_rules() {
 }
 
 #[test]
-fn mutating_policy_injects_into_workloads() {
+fn inject_policy_mutates_workloads_in_protect_mode() {
     let policy = yaml("deploy/mutating-policy.yaml");
     assert_eq!(policy["spec"]["mutating"], json!(true));
+    assert_eq!(policy["spec"]["mode"], json!("protect"));
+    assert_eq!(policy["spec"]["backgroundAudit"], json!(false));
     assert_eq!(
         metadata()["mutating"],
         json!(true),
@@ -127,33 +147,223 @@ fn mutating_policy_injects_into_workloads() {
 }
 
 #[test]
-fn validating_policy_verifies_and_audits() {
+fn validate_policy_sees_dittoservers_only_and_audits_them() {
     let policy = yaml("deploy/validating-policy.yaml");
     assert_eq!(policy["spec"]["mutating"], json!(false));
+    assert_eq!(policy["spec"]["mode"], json!("protect"));
     assert_eq!(policy["spec"]["backgroundAudit"], json!(true));
-    assert_eq!(deployed_settings(&policy).workloads, WorkloadMode::Verify);
-    assert_eq!(
-        resources_of(&policy["spec"]["rules"]),
-        BTreeSet::from(["dittoservers".into(), "pods".into(), "statefulsets".into()])
-    );
-    // The audit scanner replays existing objects as CREATE requests.
+    deployed_settings(&policy);
     let tuples = rule_tuples(&policy["spec"]["rules"]);
-    for (group, resource) in [
-        ("dittofs.dittofs.com", "dittoservers"),
-        ("", "pods"),
-        ("apps", "statefulsets"),
-    ] {
-        assert!(
-            tuples
-                .iter()
-                .any(|(g, _, r, o)| g == group && r == resource && o == "CREATE"),
-            "{resource}"
-        );
-    }
+    let expected: BTreeSet<_> = ["CREATE", "UPDATE"]
+        .into_iter()
+        .map(|operation| {
+            (
+                "dittofs.dittofs.com".to_owned(),
+                "v1alpha1".to_owned(),
+                "dittoservers".to_owned(),
+                operation.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tuples, expected,
+        "no workload rule: verify mode never sees a live write"
+    );
 }
 
 #[test]
-fn rbac_grants_get_on_secrets_and_dittoservers_only() {
+fn drift_policy_reports_without_blocking() {
+    let policy = yaml("deploy/drift-policy.yaml");
+    let spec = &policy["spec"];
+    assert_eq!(spec["mode"], json!("monitor"));
+    assert_eq!(spec["mutating"], json!(false));
+    assert_eq!(
+        spec["backgroundAudit"],
+        json!(true),
+        "the audit scanner must run it"
+    );
+    assert_eq!(
+        spec["failurePolicy"],
+        json!("Ignore"),
+        "a monitor policy never blocks"
+    );
+    assert_eq!(deployed_settings(&policy).workloads, WorkloadMode::Verify);
+    // CREATE only: what the audit scanner replays; an UPDATE rule would evaluate live edits.
+    let operations: BTreeSet<String> = rule_tuples(&spec["rules"])
+        .into_iter()
+        .map(|(_, _, _, operation)| operation)
+        .collect();
+    assert_eq!(operations, BTreeSet::from(["CREATE".to_owned()]));
+    assert_eq!(
+        resources_of(&spec["rules"]),
+        BTreeSet::from(["pods".into(), "statefulsets".into()])
+    );
+}
+
+#[test]
+fn blast_radius_is_small() {
+    for (name, policy) in policies() {
+        let spec = &policy["spec"];
+        // Explicit timeouts, the evaluation's shorter than the webhook's so the policy answers.
+        let eval = spec["timeoutEvalSeconds"]
+            .as_i64()
+            .expect("timeoutEvalSeconds");
+        let webhook = spec["timeoutSeconds"].as_i64().expect("timeoutSeconds");
+        assert!(
+            eval < webhook && webhook <= 10,
+            "{name}: {eval}s < {webhook}s <= 10s"
+        );
+        assert!(
+            spec["failurePolicy"] == "Fail" || spec["failurePolicy"] == "Ignore",
+            "{name}: failurePolicy spelt out"
+        );
+        if spec["mode"] == "monitor" {
+            assert_eq!(spec["failurePolicy"], "Ignore", "{name}");
+        }
+        // Never in kube-system nor Kubewarden's namespace (the one kustomization.yaml sets).
+        let excluded = spec["namespaceSelector"]["matchExpressions"]
+            .as_array()
+            .expect("namespaceSelector.matchExpressions")
+            .iter()
+            .find(|e| e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "NotIn")
+            .expect("a NotIn on kubernetes.io/metadata.name");
+        assert_eq!(
+            excluded["values"],
+            json!(["kube-system", kubewarden_namespace()]),
+            "{name}: kustomization.yaml replaces values[1]"
+        );
+        assert_eq!(
+            spec["allowInsideAdmissionControllerNamespace"],
+            json!(false)
+        );
+        assert!(
+            !spec["matchConditions"]
+                .as_array()
+                .expect("matchConditions")
+                .is_empty(),
+            "{name}: matchConditions (tests/match_conditions.rs checks them)"
+        );
+        for annotation in [
+            "io.kubewarden.policy.severity",
+            "io.kubewarden.policy.category",
+        ] {
+            assert!(
+                policy["metadata"]["annotations"][annotation].is_string(),
+                "{name}: {annotation}"
+            );
+        }
+    }
+    let server = yaml("deploy/policy-server.yaml");
+    assert_eq!(server["spec"]["replicas"], json!(2));
+    assert_eq!(
+        server["spec"]["minAvailable"],
+        json!(1),
+        "a disruption budget"
+    );
+    let image = server["spec"]["image"].as_str().expect("image");
+    let (repository, tag) = image.rsplit_once(':').expect("a tag");
+    assert_eq!(
+        repository,
+        "ghcr.io/kubewarden/adm-controller/policy-server"
+    );
+    let version = tag.strip_prefix('v').expect("v<version>");
+    assert!(
+        version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok()),
+        "a released version, not {tag}"
+    );
+}
+
+/// The namespace the kit installs into: kustomization.yaml's one setting.
+fn kubewarden_namespace() -> String {
+    yaml("deploy/kustomization.yaml")["namespace"]
+        .as_str()
+        .expect("namespace")
+        .to_owned()
+}
+
+#[test]
+fn kustomization_installs_every_manifest_and_sets_the_namespace_everywhere() {
+    let kustomization = yaml("deploy/kustomization.yaml");
+    let listed: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("string").to_owned())
+        .collect();
+    let present: BTreeSet<String> = std::fs::read_dir(common::repo_path("deploy"))
+        .expect("deploy/")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
+        .collect();
+    assert_eq!(listed, present);
+    // The manifests carry the default namespace too, so a plain `kubectl apply -f` works.
+    let namespace = kubewarden_namespace();
+    let rbac = yaml_documents("deploy/rbac.yaml");
+    let account = rbac
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .expect("account");
+    assert_eq!(account["metadata"]["namespace"], json!(namespace));
+    let replacement = &kustomization["replacements"][0];
+    assert_eq!(replacement["source"]["kind"], "ServiceAccount");
+    assert_eq!(replacement["source"]["name"], account["metadata"]["name"]);
+    assert_eq!(replacement["source"]["fieldPath"], "metadata.namespace");
+    assert_eq!(
+        replacement["targets"][0]["fieldPaths"],
+        json!([
+            "spec.namespaceSelector.matchExpressions.[key=kubernetes.io/metadata.name].values.1"
+        ])
+    );
+}
+
+#[test]
+fn audit_scanner_may_list_dittoservers_through_view() {
+    let role = yaml("deploy/audit-scanner-rbac.yaml");
+    assert_eq!(role["kind"], "ClusterRole");
+    assert_eq!(
+        role["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"],
+        json!("true")
+    );
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": ["dittofs.dittofs.com"], "resources": ["dittoservers"],
+                "verbs": ["get", "list", "watch"]}])
+    );
+}
+
+/// The grants each host capability the policy declares needs, by (apiGroup, resource, verb).
+fn grants_for(metadata: &Value) -> BTreeSet<(String, String, String)> {
+    let mut grants = BTreeSet::new();
+    for capability in metadata["hostCapabilities"]
+        .as_array()
+        .expect("hostCapabilities")
+    {
+        match capability.as_str().expect("string") {
+            "kubernetes/get_resource" => {
+                for resource in metadata["contextAwareResources"].as_array().expect("list") {
+                    let (group, resource) = match resource["kind"].as_str().expect("kind") {
+                        "Secret" => ("", "secrets"),
+                        "DittoServer" => ("dittofs.dittofs.com", "dittoservers"),
+                        other => panic!("no RBAC mapping for {other}"),
+                    };
+                    grants.insert((group.to_owned(), resource.to_owned(), "get".to_owned()));
+                }
+            }
+            "kubernetes/can_i" => {
+                grants.insert((
+                    "authorization.k8s.io".to_owned(),
+                    "subjectaccessreviews".to_owned(),
+                    "create".to_owned(),
+                ));
+            }
+            other => panic!("{other}: add the RBAC it needs to deploy/rbac.yaml and here"),
+        }
+    }
+    grants
+}
+
+#[test]
+fn rbac_grants_what_the_host_capabilities_need_and_nothing_else() {
     let documents = yaml_documents("deploy/rbac.yaml");
     let server = yaml("deploy/policy-server.yaml");
     let account = documents
@@ -197,15 +407,11 @@ fn rbac_grants_get_on_secrets_and_dittoservers_only() {
             })
         })
         .collect();
-    let expected = BTreeSet::from([
-        ("".to_owned(), "secrets".to_owned(), "get".to_owned()),
-        (
-            "dittofs.dittofs.com".to_owned(),
-            "dittoservers".to_owned(),
-            "get".to_owned(),
-        ),
-    ]);
-    assert_eq!(granted, expected, "no list, no watch, nothing else");
+    assert_eq!(
+        granted,
+        grants_for(&metadata()),
+        "no list, no watch, nothing else"
+    );
 
     let binding = documents
         .iter()
@@ -226,6 +432,7 @@ fn rbac_grants_get_on_secrets_and_dittoservers_only() {
 fn every_deploy_manifest_parses_into_known_kinds() {
     let known = [
         "ServiceAccount",
+        "Kustomization",
         "ClusterRole",
         "ClusterRoleBinding",
         "PolicyServer",
