@@ -22,10 +22,15 @@ runner: $(RUNNER)
 annotated-policy.wasm: policy.wasm metadata.yml README.md $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 
-# Derived from metadata.yml and questions-ui.yml; regenerate after changing either.
-artifacthub-pkg.yml: metadata.yml questions-ui.yml $(RUNNER)
-	$(RUNNER) scaffold artifacthub --metadata-path metadata.yml --questions-path questions-ui.yml \
-		--output artifacthub-pkg.yml
+# Derived from metadata.yml and questions-ui.yml; regenerate after changing either. Written by
+# kwctl itself (the build beside the repository, else kwctl on PATH), as Kubewarden's release job
+# checks it with `make artifacthub-pkg.yml VERSION=...`: kwctl takes the version from metadata.yml
+# (its --version flag is deprecated), so VERSION changes nothing. Without kwctl the runner writes
+# the same fields, not byte for byte (tools/repo-checks compares with kwctl when it is there).
+SCAFFOLD_KWCTL ?= $(firstword $(wildcard ../shared/tools/kwctl/kwctl) $(shell command -v kwctl 2>/dev/null))
+artifacthub-pkg.yml: metadata.yml questions-ui.yml $(if $(SCAFFOLD_KWCTL),,$(RUNNER))
+	$(or $(SCAFFOLD_KWCTL),$(RUNNER)) scaffold artifacthub --metadata-path metadata.yml \
+		--questions-path questions-ui.yml --output artifacthub-pkg.yml
 
 # Publishes the annotated module to registry://$(REGISTRY)/dittofs-s3-policy, tagged latest and
 # v<version> (or TAG alone): make push REGISTRY=ghcr.io/dittofs/policies [TAG=…] [PLAIN_HTTP=1].

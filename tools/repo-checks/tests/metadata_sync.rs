@@ -64,14 +64,34 @@ fn artifacthub_package_reflects_metadata() {
         annotations["kubewarden/resources"],
         json!(annotation(&metadata, "io.artifacthub.resources"))
     );
+    // kwctl writes the rules as a bare list and sorts the context-aware resources.
     assert_eq!(
-        yaml_text(&annotations["kubewarden/rules"])["rules"],
+        yaml_text(&annotations["kubewarden/rules"]),
         metadata["rules"]
     );
+    let sorted = |value: Value| {
+        let mut list: Vec<String> = value
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        list.sort();
+        list
+    };
     assert_eq!(
-        yaml_text(&annotations["kubewarden/contextAwareResources"]),
-        metadata["contextAwareResources"]
+        sorted(yaml_text(&annotations["kubewarden/contextAwareResources"])),
+        sorted(metadata["contextAwareResources"].clone())
     );
+    // Every maintainer has an email: kwctl derives them from io.kubewarden.policy.author.
+    for maintainer in package["maintainers"].as_array().expect("maintainers") {
+        assert!(
+            maintainer["email"]
+                .as_str()
+                .is_some_and(|e| e.contains('@')),
+            "{maintainer}"
+        );
+    }
     assert_eq!(
         annotations["kubewarden/questions-ui"],
         json!(read("questions-ui.yml"))
@@ -103,4 +123,51 @@ fn settings_form_covers_exactly_the_settings() {
                 .unwrap_or_else(|e| panic!("{one}: {e}"));
         }
     }
+}
+
+/// The kwctl that generates artifacthub-pkg.yml: the build beside the repository, else `kwctl`
+/// on PATH.
+fn kwctl() -> Option<std::path::PathBuf> {
+    let beside = common::repo_path("../shared/tools/kwctl/kwctl");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kwctl"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+#[test]
+fn artifacthub_package_is_what_kwctl_scaffold_writes() {
+    let Some(kwctl) = kwctl() else {
+        eprintln!("SKIPPED: no kwctl (../shared/tools/kwctl/kwctl or PATH) to compare with");
+        return;
+    };
+    let output = std::process::Command::new(&kwctl)
+        .current_dir(common::repo_path("."))
+        .args(["scaffold", "artifacthub", "--metadata-path", "metadata.yml"])
+        .args(["--questions-path", "questions-ui.yml"])
+        .output()
+        .expect("run kwctl");
+    assert!(
+        output.status.success(),
+        "kwctl scaffold artifacthub refused metadata.yml: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Byte for byte but for the creation time (what check-artifacthub ignores too), and the
+    // final newline that kwctl adds on stdout but not with --output.
+    let without_created_at = |text: &str| -> Vec<String> {
+        text.trim_end()
+            .lines()
+            .filter(|line| !line.starts_with("createdAt:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        without_created_at(&read("artifacthub-pkg.yml")),
+        without_created_at(&String::from_utf8(output.stdout).expect("utf-8")),
+        "artifacthub-pkg.yml differs from kwctl's: run `make artifacthub-pkg.yml`"
+    );
 }
