@@ -1,7 +1,7 @@
 //! Every manifest in deploy/ and examples/ against the real schemas it is written for:
-//! Kubewarden's CRDs (../shared/kubewarden/crds, v1.35) and the DittoFS CRD
-//! (../shared/dittofs, the operator release with spec.s3); built-in kinds through a strict round
-//! trip of their Kubernetes types. And the checker itself catches broken manifests.
+//! Kubewarden's CRDs (v1.35) and the DittoFS CRD (the operator releases with spec.s3), copied
+//! from ../shared into tools/repo-checks/schemas; built-in kinds through a strict round trip of
+//! their Kubernetes types. And the checker itself catches broken manifests.
 
 #[allow(dead_code)]
 mod common;
@@ -14,23 +14,53 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-fn shared(relative: &str) -> PathBuf {
-    let path = common::repo_path("..").join("shared").join(relative);
-    assert!(
-        path.exists(),
-        "{} not found: the schema checks read the real CRDs from ../shared beside the repository",
-        path.display()
-    );
-    path
+/// The copies of ../shared's CRDs (see schemas/README.md).
+fn schemas(relative: &str) -> PathBuf {
+    common::repo_path("tools/repo-checks/schemas").join(relative)
 }
 
 fn crds() -> BTreeMap<String, Crd> {
-    let mut crds = schema::load_crds(&shared("kubewarden/crds"));
-    crds.extend(schema::load_crds(&shared("dittofs")));
+    let mut crds = schema::load_crds(&schemas("kubewarden"));
+    crds.extend(schema::load_crds(&schemas("dittofs")));
     for kind in ["ClusterAdmissionPolicy", "PolicyServer", "DittoServer"] {
         assert!(crds.contains_key(kind), "no CRD for {kind}");
     }
     crds
+}
+
+#[test]
+fn the_schema_copies_are_those_in_shared() {
+    let shared = common::repo_path("../shared");
+    if !shared.is_dir() {
+        eprintln!("SKIPPED: no ../shared beside the repository to compare the CRD copies with");
+        return;
+    }
+    let mut compared = 0;
+    for (copies, original) in [
+        ("kubewarden", "kubewarden/crds"),
+        ("kubewarden", "kubewarden"),
+        ("dittofs", "dittofs"),
+    ] {
+        for entry in std::fs::read_dir(schemas(copies)).expect("schemas") {
+            let name = entry.expect("entry").file_name();
+            let original = shared.join(original).join(&name);
+            if !original.is_file() {
+                continue;
+            }
+            let copy = std::fs::read(schemas(copies).join(&name)).expect("copy");
+            assert!(
+                copy == std::fs::read(&original).expect("original"),
+                "{} differs from {}",
+                name.to_string_lossy(),
+                original.display()
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(
+        compared, 8,
+        "5 Kubewarden CRDs, their license, the DittoFS CRD and its license"
+    );
 }
 
 /// The YAML manifests of a folder of the repository (kustomization.yaml is kustomize's own

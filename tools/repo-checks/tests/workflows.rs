@@ -1,8 +1,9 @@
-//! The GitHub workflows run the README's test command and release this module.
+//! The GitHub workflows run the README's test command and release this module on Kubewarden's
+//! current release tooling, with every action pinned to a commit that was checked.
 
 mod common;
 
-use common::{annotation, metadata, yaml};
+use common::{annotation, metadata, read, yaml};
 use serde_json::Value;
 
 fn run_steps(workflow: &Value) -> Vec<String> {
@@ -57,5 +58,89 @@ fn release_pushes_to_the_metadata_oci_repository() {
     assert_eq!(
         release["permissions"]["id-token"], "write",
         "cosign keyless signing"
+    );
+}
+
+/// Every action pin of the workflows: (action, commit, tag), and where the commit was seen to be
+/// that tag. Add a row, with its source, for any new or bumped action.
+const VERIFIED_PINS: &[(&str, &str, &str)] = &[
+    // kubewarden/adm-controller .github/workflows/ci.yml (two revisions) pins
+    // kubewarden/github-actions/opa-installer at this commit as v7.0.1.
+    (
+        "kubewarden/github-actions",
+        "143b9e4b11ddc47370482267383586e6f1bc7efe",
+        "v7.0.1",
+    ),
+    // kubewarden/adm-controller .github/workflows/ci.yml and open-release-pr.yml.
+    (
+        "actions/checkout",
+        "3d3c42e5aac5ba805825da76410c181273ba90b1",
+        "v7.0.1",
+    ),
+];
+
+/// (action repository, ref, comment) of every `uses:` of a remote action in the workflows.
+fn pins() -> Vec<(String, String, String)> {
+    let mut pins = Vec::new();
+    for file in [
+        ".github/workflows/test.yml",
+        ".github/workflows/release.yml",
+    ] {
+        for line in read(file).lines() {
+            let Some(rest) = line
+                .trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix("uses: ")
+            else {
+                continue;
+            };
+            if rest.starts_with("./") {
+                continue; // a workflow of this repository
+            }
+            let (reference, comment) = rest.split_once(" # ").unwrap_or((rest, ""));
+            let (path, git_ref) = reference.split_once('@').expect("action@ref");
+            let repository: Vec<&str> = path.splitn(3, '/').take(2).collect();
+            pins.push((
+                repository.join("/"),
+                git_ref.to_owned(),
+                comment.trim().to_owned(),
+            ));
+        }
+    }
+    pins
+}
+
+#[test]
+fn every_action_is_pinned_to_a_verified_commit() {
+    let pins = pins();
+    assert!(pins.len() >= 3, "{pins:?}");
+    for (repository, git_ref, comment) in pins {
+        assert!(
+            VERIFIED_PINS.contains(&(repository.as_str(), git_ref.as_str(), comment.as_str())),
+            "{repository}@{git_ref} # {comment}: pin a commit, name its tag in a comment, and \
+             record where it was checked in VERIFIED_PINS"
+        );
+    }
+}
+
+#[test]
+fn release_uses_the_current_major_of_kubewarden_github_actions() {
+    let release = read(".github/workflows/release.yml");
+    let line = release
+        .lines()
+        .find(|line| line.contains("reusable-release-policy-rust.yml@"))
+        .expect("the reusable release workflow");
+    assert!(line.trim_end().ends_with("# v7.0.1"), "{line}");
+    // Kubewarden's push-artifacthub copies it from the released tag.
+    let repo = yaml("artifacthub-repo.yml");
+    let author = annotation(&metadata(), "io.kubewarden.policy.author");
+    let owner = &repo["owners"][0];
+    assert_eq!(
+        format!(
+            "{} <{}>",
+            owner["name"].as_str().expect("name"),
+            owner["email"].as_str().expect("email")
+        ),
+        author
     );
 }
