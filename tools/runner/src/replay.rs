@@ -1,5 +1,6 @@
 //! kwctl's replay sessions: recorded host-capability exchanges, consumed in order.
 
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
@@ -18,10 +19,76 @@ pub struct GetResource {
     pub field_masks: Option<Vec<String>>,
 }
 
-/// The recorded requests this runner can replay (kwctl's YAML tags).
+/// A `kubernetes/can_i` request as the guest sends it (the SDK's `CanIRequest`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CanI {
+    pub subject_access_review: SubjectAccessReview,
+    pub disable_cache: bool,
+}
+
+/// The SDK's SubjectAccessReview; its derived Debug is kwctl's.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SubjectAccessReview {
+    pub groups: Option<Vec<String>>,
+    pub resource_attributes: ResourceAttributes,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ResourceAttributes {
+    pub group: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub resource: String,
+    pub subresource: Option<String>,
+    pub verb: String,
+    pub version: Option<String>,
+}
+
+/// The recorded requests this runner can replay (kwctl's YAML tags and fields).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 pub enum RecordedRequest {
     KubernetesGetResource(GetResource),
+    KubernetesCanI {
+        request: SubjectAccessReview,
+        disable_cache: bool,
+    },
+}
+
+impl From<CanI> for RecordedRequest {
+    fn from(live: CanI) -> Self {
+        Self::KubernetesCanI {
+            request: live.subject_access_review,
+            disable_cache: live.disable_cache,
+        }
+    }
+}
+
+/// Printed like kwctl prints its `CallbackRequestType` in replay errors:
+/// `KubernetesGetResource { api_version: "v1", …, field_masks: None }`,
+/// `KubernetesCanI { request: SubjectAccessReview { groups: Some([…]), … }, disable_cache: false }`.
+impl fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::KubernetesCanI {
+                request,
+                disable_cache,
+            } => f
+                .debug_struct("KubernetesCanI")
+                .field("request", request)
+                .field("disable_cache", disable_cache)
+                .finish(),
+            Self::KubernetesGetResource(request) => f
+                .debug_struct("KubernetesGetResource")
+                .field("api_version", &request.api_version)
+                .field("kind", &request.kind)
+                .field("name", &request.name)
+                .field("namespace", &request.namespace)
+                .field("disable_cache", &request.disable_cache)
+                .field("field_masks", &request.field_masks)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,7 +134,8 @@ pub fn parse(text: &str) -> Result<Vec<Exchange>> {
         .collect()
 }
 
-/// Hands out recorded answers in order; `cycle` restarts at the end (for benchmarks).
+/// Hands out recorded answers in order, as kwctl's replay proxy does: each host call takes the
+/// next exchange, matching or not; `cycle` restarts at the end (for benchmarks).
 pub struct Replay {
     exchanges: Vec<Exchange>,
     next: usize,
@@ -83,24 +151,29 @@ impl Replay {
         }
     }
 
-    /// The recorded answer for `live`, or why there is none.
+    /// The recorded answer for `live`, or why there is none, in kwctl 1.35's words.
     pub fn answer(&mut self, live: &RecordedRequest) -> Result<RecordedResponse, String> {
         if self.cycle && self.next == self.exchanges.len() {
             self.next = 0;
         }
         let Some(exchange) = self.exchanges.get(self.next) else {
-            return Err(format!(
-                "replay session exhausted: the policy made an unrecorded request {live:?}"
-            ));
+            return Err("the list of recorded responses is empty".to_owned());
         };
+        self.next += 1;
         if &exchange.request != live {
             return Err(format!(
-                "replay mismatch at exchange {}: recorded {:?}, the policy sent {live:?}",
-                self.next, exchange.request
+                "Replay error: unexpected request. Was expecting {:?}, got {live:?} instead",
+                exchange.request
             ));
         }
-        self.next += 1;
         Ok(exchange.response.clone())
+    }
+
+    /// The recorded requests no host call has consumed.
+    pub fn leftovers(&self) -> impl Iterator<Item = &RecordedRequest> {
+        self.exchanges[self.next.min(self.exchanges.len())..]
+            .iter()
+            .map(|exchange| &exchange.request)
     }
 }
 
@@ -147,30 +220,75 @@ mod tests {
     #[test]
     fn exchanges_are_consumed_in_order_then_exhausted() {
         let mut replay = Replay::new(parse(SESSION).unwrap(), false);
+        assert_eq!(replay.leftovers().count(), 2);
         assert!(
             matches!(replay.answer(&get("creds")), Ok(RecordedResponse::Success { payload }) if payload == r#"{"kind":"Secret"}"#)
         );
         assert!(
             matches!(replay.answer(&get("gone")), Ok(RecordedResponse::Error { message }) if message.starts_with("Cannot find"))
         );
-        assert!(
-            replay
-                .answer(&get("creds"))
-                .unwrap_err()
-                .contains("exhausted")
+        assert_eq!(replay.leftovers().count(), 0);
+        assert_eq!(
+            replay.answer(&get("creds")).unwrap_err(),
+            "the list of recorded responses is empty"
         );
     }
 
     #[test]
-    fn a_mismatch_is_an_error_and_consumes_nothing() {
+    fn a_mismatch_is_an_error_in_kwctls_words_and_consumes_the_exchange() {
         let mut replay = Replay::new(parse(SESSION).unwrap(), false);
-        assert!(
-            replay
-                .answer(&get("other"))
-                .unwrap_err()
-                .contains("mismatch at exchange 0")
+        assert_eq!(
+            replay.answer(&get("other")).unwrap_err(),
+            "Replay error: unexpected request. Was expecting KubernetesGetResource { api_version: \"v1\", \
+             kind: \"Secret\", name: \"creds\", namespace: Some(\"ns\"), disable_cache: false, \
+             field_masks: None }, got KubernetesGetResource { api_version: \"v1\", kind: \"Secret\", \
+             name: \"other\", namespace: Some(\"ns\"), disable_cache: false, field_masks: None } instead"
         );
-        assert!(replay.answer(&get("creds")).is_ok());
+        assert_eq!(replay.leftovers().collect::<Vec<_>>(), [&get("gone")]);
+        assert!(replay.answer(&get("gone")).is_ok());
+    }
+
+    #[test]
+    fn access_reviews_are_replayed_and_printed_like_kwctl() {
+        let session = r#"
+- type: Exchange
+  request: |
+    !KubernetesCanI
+    request:
+      groups:
+      - system:authenticated
+      resource_attributes:
+        group: ''
+        name: creds
+        namespace: ns
+        resource: secrets
+        subresource: null
+        verb: get
+        version: v1
+      user: admin
+    disable_cache: false
+  response:
+    type: Success
+    payload: '{"allowed":true}'
+"#;
+        let live: CanI = serde_json::from_str(
+            r#"{"subject_access_review":{"groups":["system:authenticated"],"resource_attributes":
+                {"group":"","name":"creds","namespace":"ns","resource":"secrets","subresource":null,
+                 "verb":"get","version":"v1"},"user":"admin"},"disable_cache":false}"#,
+        )
+        .unwrap();
+        let live = RecordedRequest::from(live);
+        assert_eq!(
+            format!("{live:?}"),
+            "KubernetesCanI { request: SubjectAccessReview { groups: Some([\"system:authenticated\"]), \
+             resource_attributes: ResourceAttributes { group: Some(\"\"), name: Some(\"creds\"), \
+             namespace: Some(\"ns\"), resource: \"secrets\", subresource: None, verb: \"get\", \
+             version: Some(\"v1\") }, user: \"admin\" }, disable_cache: false }"
+        );
+        let mut replay = Replay::new(parse(session).unwrap(), false);
+        assert!(
+            matches!(replay.answer(&live), Ok(RecordedResponse::Success { payload }) if payload == r#"{"allowed":true}"#)
+        );
     }
 
     #[test]
@@ -186,7 +304,7 @@ mod tests {
     fn empty_session_and_unknown_tags() {
         assert!(parse("[]").unwrap().is_empty());
         assert!(parse("").unwrap().is_empty());
-        let unknown = "- type: Exchange\n  request: \"!KubernetesCanI\\nverb: get\\n\"\n  response:\n    type: Error\n    message: x\n";
+        let unknown = "- type: Exchange\n  request: \"!KubernetesListResourceAll\\nkind: Pod\\n\"\n  response:\n    type: Error\n    message: x\n";
         assert!(
             parse(unknown)
                 .unwrap_err()
