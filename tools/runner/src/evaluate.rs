@@ -63,16 +63,17 @@ struct SettingsVerdict {
     message: Option<String>,
 }
 
-/// Runs the guest's `validate_settings`; `Err` carries the message to show.
+/// Runs the guest's `validate_settings`; `Err` carries the message to show, worded like
+/// policy-evaluator's.
 pub fn validate_settings(instance: &WapcHost, settings: &Value) -> Result<(), String> {
     let answer = instance
         .call(
             "validate_settings",
             &serde_json::to_vec(settings).map_err(|e| e.to_string())?,
         )
-        .map_err(|e| format!("validate_settings failed: {e}"))?;
+        .map_err(|e| format!("Error invoking settings validation callback: {e:?}"))?;
     let verdict: SettingsVerdict = serde_json::from_slice(&answer)
-        .map_err(|e| format!("validate_settings answered something unreadable: {e}"))?;
+        .map_err(|e| format!("error: InvalidResponseWithError({e:?})"))?;
     if verdict.valid {
         Ok(())
     } else {
@@ -132,16 +133,83 @@ impl AdmissionResponse {
     }
 }
 
-/// A bare AdmissionRequest, or the `request` of an AdmissionReview.
-pub fn admission_request(input: Value) -> Value {
-    match input {
-        Value::Object(mut review)
-            if review.get("kind").and_then(Value::as_str) == Some("AdmissionReview") =>
-        {
-            review.remove("request").unwrap_or(Value::Null)
-        }
-        other => other,
-    }
+/// policy-evaluator's `AdmissionRequest`: what kwctl requires of a request, and what it hands
+/// the policy. Unknown fields are dropped and null optional fields are left out, as kwctl does.
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionRequest {
+    uid: String,
+    kind: GroupVersionKind,
+    resource: GroupVersionResource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_kind: Option<GroupVersionKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_resource: Option<GroupVersionResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_sub_resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    operation: String,
+    user_info: UserInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_object: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<Value>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct GroupVersionKind {
+    group: String,
+    version: String,
+    kind: String,
+}
+
+#[derive(Deserialize, Serialize)]
+struct GroupVersionResource {
+    group: String,
+    version: String,
+    resource: String,
+}
+
+/// k8s-openapi's `authentication/v1` UserInfo: every field optional.
+#[derive(Deserialize, Serialize)]
+struct UserInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+}
+
+/// The AdmissionRequest of a bare request or of an AdmissionReview's `request`, checked and
+/// normalised like kwctl 1.35 does before any evaluation, with kwctl's error texts: a request
+/// kwctl refuses (a missing `kind`, a number as `uid`, …) is refused here too.
+pub fn admission_request(input: Value) -> Result<Value> {
+    let Value::Object(object) = input else {
+        return Err(anyhow!("Invalid request object"));
+    };
+    let request = if object.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+        object
+            .get("request")
+            .cloned()
+            .ok_or_else(|| anyhow!("invalid AdmissionReview object"))?
+    } else {
+        Value::Object(object)
+    };
+    let request: AdmissionRequest = serde_json::from_value(request)
+        .map_err(|e| anyhow!("cannot build AdmissionRequest object from given input: {e}"))?;
+    Ok(serde_json::to_value(request)?)
 }
 
 /// Evaluates one request; guest errors and traps become code 500, as in policy-server.
@@ -360,13 +428,142 @@ mod tests {
         );
     }
 
+    /// A guest that looks up Secret ns/s and fails with whatever error text the host gave it,
+    /// which kwctl then reports as `internal server error: Guest call failure: <text>`.
+    fn forwarding_host_errors() -> Vec<u8> {
+        let lookup = r#"{"api_version":"v1","kind":"Secret","name":"s","namespace":"ns","disable_cache":false}"#;
+        wat::parse_str(format!(
+            r#"(module
+                 (import "wapc" "__host_call"
+                   (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+                 (import "wapc" "__host_error_len" (func $error_len (result i32)))
+                 (import "wapc" "__host_error" (func $error (param i32)))
+                 (import "wapc" "__guest_error" (func $fail (param i32 i32)))
+                 (memory (export "memory") 1)
+                 (data (i32.const 0) "kubewarden")
+                 (data (i32.const 16) "kubernetes")
+                 (data (i32.const 32) "get_resource")
+                 (data (i32.const 64) "{escaped}")
+                 (func (export "wapc_init"))
+                 (func (export "__guest_call") (param i32 i32) (result i32) (local $len i32)
+                   (drop (call $host_call (i32.const 0) (i32.const 10) (i32.const 16)
+                     (i32.const 10) (i32.const 32) (i32.const 12) (i32.const 64) (i32.const {len})))
+                   (local.set $len (call $error_len))
+                   (call $error (i32.const 1024))
+                   (call $fail (i32.const 1024) (local.get $len))
+                   (i32.const 0)))"#,
+            escaped = lookup.replace('"', "\\\""),
+            len = lookup.len()
+        ))
+        .unwrap()
+    }
+
+    fn guest_failure(session: &str, backtrace: bool) -> String {
+        let policy = Policy::load(&forwarding_host_errors()).unwrap();
+        let grant = vec![crate::metadata::ContextAwareResource {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+        }];
+        let replay = Replay::new(crate::replay::parse(session).unwrap(), false);
+        let host = Arc::new(Host::new(grant, replay).with_backtrace(backtrace));
+        let response = evaluate(
+            &policy.instantiate(host).unwrap(),
+            &request(),
+            &json!({}),
+            true,
+        );
+        response.status.unwrap().message.unwrap()
+    }
+
+    /// kwctl 1.35 reports exactly this for the same guest and session (checked by hand).
+    #[test]
+    fn a_recorded_error_reaches_the_guest_as_kwctl_hands_it() {
+        let session = "- type: Exchange\n  request: |\n    !KubernetesGetResource\n    api_version: v1\n    kind: Secret\n    name: s\n    namespace: ns\n    disable_cache: false\n  response:\n    type: Error\n    message: 'etcdserver: request timed out'\n";
+        assert_eq!(
+            guest_failure(session, false),
+            "internal server error: Guest call failure: Callback evaluation failure: etcdserver: request timed out"
+        );
+        let with_backtrace = guest_failure(session, true);
+        assert!(with_backtrace.starts_with(
+            "internal server error: Guest call failure: Callback evaluation failure: etcdserver: request timed out\n\nStack backtrace:\n   0: "
+        ));
+        assert_eq!(
+            guest_failure("[]", false),
+            "internal server error: Guest call failure: Callback evaluation failure: the list of recorded responses is empty"
+        );
+    }
+
+    /// A complete request as kwctl accepts it, with `fields` merged in.
+    fn full_request(fields: Value) -> Value {
+        let mut request = json!({
+            "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE", "userInfo": {"username": "admin"}, "object": {"a": 1}
+        });
+        for (key, value) in fields.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        request
+    }
+
+    fn refusal(request: Value) -> String {
+        admission_request(request).unwrap_err().to_string()
+    }
+
     #[test]
     fn admission_reviews_are_unwrapped() {
-        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "r"}});
-        assert_eq!(admission_request(review), json!({"uid": "r"}));
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                            "request": full_request(json!({"uid": "r"}))});
+        assert_eq!(admission_request(review).unwrap()["uid"], "r");
         assert_eq!(
-            admission_request(json!({"uid": "bare"})),
-            json!({"uid": "bare"})
+            admission_request(full_request(json!({"uid": "bare"}))).unwrap()["uid"],
+            "bare"
         );
+        assert_eq!(
+            refusal(json!({"kind": "AdmissionReview"})),
+            "invalid AdmissionReview object"
+        );
+        assert_eq!(refusal(json!([1])), "Invalid request object");
+    }
+
+    #[test]
+    fn requests_kwctl_refuses_are_refused_with_its_text() {
+        for field in ["uid", "kind", "resource", "operation", "userInfo"] {
+            let mut request = full_request(json!({}));
+            request.as_object_mut().unwrap().remove(field);
+            assert_eq!(
+                refusal(request),
+                format!(
+                    "cannot build AdmissionRequest object from given input: missing field `{field}`"
+                )
+            );
+        }
+        let kind_without_group = full_request(json!({"kind": {"version": "v1", "kind": "Pod"}}));
+        assert!(refusal(kind_without_group).ends_with("missing field `group`"));
+        assert_eq!(
+            refusal(full_request(json!({"uid": 42}))),
+            "cannot build AdmissionRequest object from given input: invalid type: integer `42`, expected a string"
+        );
+    }
+
+    #[test]
+    fn requests_are_normalised_like_kwctl_hands_them_over() {
+        let request = admission_request(full_request(json!({
+            "extra": 1, "object": null, "oldObject": {"b": 2}, "dryRun": null,
+            "userInfo": {"username": "admin", "groups": null, "unknown": true}
+        })))
+        .unwrap();
+        assert_eq!(
+            request,
+            json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                   "resource": {"group": "", "version": "v1", "resource": "pods"},
+                   "operation": "CREATE", "userInfo": {"username": "admin"},
+                   "oldObject": {"b": 2}})
+        );
+        // Optional fields may be absent.
+        let minimal = full_request(json!({}));
+        let mut minimal = minimal.as_object().unwrap().clone();
+        minimal.remove("object");
+        admission_request(Value::Object(minimal)).unwrap();
     }
 }

@@ -145,32 +145,36 @@ fn read_module(uri: &str, registry: &RegistryArgs) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read module {path}"))
 }
 
+/// The request, checked and normalised as kwctl does (see `evaluate::admission_request`),
+/// with kwctl's error texts.
 fn read_request(path: &str) -> Result<Value> {
     let text = if path == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
         text
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read request {path}"))?
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("Error opening request file {path}; {e}"))?
     };
-    let input =
-        serde_json::from_str(&text).with_context(|| format!("request {path} is not JSON"))?;
-    Ok(evaluate::admission_request(input))
+    evaluate::admission_request(serde_json::from_str(&text)?)
 }
 
+/// Settings as kwctl reads them: absent or null is `{}`, anything else must be an object.
 fn read_settings(args: &RunArgs) -> Result<Value> {
-    if let Some(json) = &args.settings_json {
-        return serde_json::from_str(json).context("--settings-json is not JSON");
-    }
-    match &args.settings_path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let settings: Option<Value> = serde_yaml::from_str(&text)
-                .with_context(|| format!("{} is not YAML", path.display()))?;
-            Ok(settings.unwrap_or_else(|| Value::Object(Default::default())))
-        }
-        None => Ok(Value::Object(Default::default())),
+    let settings: Option<Value> = if let Some(json) = &args.settings_json {
+        serde_json::from_str(json).map_err(|e| anyhow!("Cannot parse settings JSON: {e}"))?
+    } else if let Some(path) = &args.settings_path {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("Cannot open settings file {}: {e}", path.display()))?;
+        serde_yaml::from_str(&text)
+            .map_err(|e| anyhow!("Cannot parse settings file {}: {e}", path.display()))?
+    } else {
+        None
+    };
+    match settings {
+        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+        Some(settings @ Value::Object(_)) => Ok(settings),
+        Some(_) => Err(anyhow!("Invalid settings in CRD, not an object")),
     }
 }
 
@@ -304,6 +308,18 @@ fn pull(uri: &str, output: Option<PathBuf>, registry: &RegistryArgs) -> Result<(
     Ok(())
 }
 
+/// Like kwctl's end-of-run warning about unreplayed exchanges, but naming only the requests:
+/// kwctl also prints their recorded payloads (Secrets included), which this runner withholds.
+fn warn_about_leftovers(host: &Host) {
+    let leftovers = host.leftovers();
+    if !leftovers.is_empty() {
+        eprintln!(
+            " WARN policy_runner: Some of the recorded exchanges have not been replayed (payloads withheld) leftovers=[{}]",
+            leftovers.join(", ")
+        );
+    }
+}
+
 /// The current UTC time in RFC 3339, without pulling a date crate into the runner.
 fn now_rfc3339() -> Result<String> {
     let output = std::process::Command::new("date")
@@ -320,6 +336,7 @@ fn main() -> ExitCode {
             Ok(p) => {
                 let instance = p.policy.instantiate(p.host.clone())?;
                 let response = evaluate::evaluate(&instance, &p.request, &p.settings, p.policy.allows_mutation());
+                warn_about_leftovers(&p.host);
                 println!("{}", serde_json::to_string(&response)?);
                 Ok(Ok(()))
             }
@@ -357,15 +374,60 @@ fn main() -> ExitCode {
         Command::Push { module, uri, output, registry } => push(&module, &uri, output, &registry).map(Ok),
         Command::Pull { uri, output, registry } => pull(&uri, output, &registry).map(Ok),
     };
+    // kwctl's exit codes and wording: 1 for every error, a rejection is a success.
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(message)) => {
-            eprintln!("Provided settings are not valid: {message}");
+            eprintln!("Error: Provided settings are not valid: {message}");
             ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("Error: {error:#}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_from_json(json: &str) -> Result<Value> {
+        read_settings(&RunArgs {
+            request_path: "-".into(),
+            settings_json: Some(json.into()),
+            settings_path: None,
+            allow_context_aware: false,
+            replay_host_capabilities_interactions: None,
+            module: "m.wasm".into(),
+            registry: RegistryArgs { plain_http: false },
+        })
+    }
+
+    #[test]
+    fn settings_are_read_like_kwctl_reads_them() {
+        assert_eq!(settings_from_json("null").unwrap(), serde_json::json!({}));
+        assert_eq!(
+            settings_from_json(r#"{"a":1}"#).unwrap(),
+            serde_json::json!({"a": 1})
+        );
+        assert_eq!(
+            settings_from_json(r#""x""#).unwrap_err().to_string(),
+            "Invalid settings in CRD, not an object"
+        );
+        assert_eq!(
+            settings_from_json("nope").unwrap_err().to_string(),
+            "Cannot parse settings JSON: expected ident at line 1 column 2"
+        );
+    }
+
+    #[test]
+    fn unreadable_requests_get_kwctls_text() {
+        assert_eq!(
+            read_request("/nonexistent/request.json")
+                .unwrap_err()
+                .to_string(),
+            "Error opening request file /nonexistent/request.json; No such file or directory (os error 2)"
+        );
     }
 }
