@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# End-to-end tests: the annotated module, evaluated by kwctl when it is installed, else by the
-# bundled kwctl-compatible runner (KWCTL picks the binary). Lookups come from replay sessions.
+# End-to-end tests: the annotated module (MODULE), evaluated by the tool KWCTL names: kwctl or the
+# bundled kwctl-compatible runner (`make e2e-tests` runs the suite under both when kwctl is
+# present). Lookups come from replay sessions.
 
 bats_require_minimum_version 1.5.0
 
@@ -9,15 +10,34 @@ setup() {
   MODULE=${MODULE:-annotated-policy.wasm}
 }
 
+# Says which tool runs the suite, on which module.
+setup_file() {
+  setup
+  echo "# e2e.bats under $("$KWCTL" --version 2>/dev/null | head -n 1) ($KWCTL), module $MODULE" >&3
+}
+
 # The fake credentials and endpoints of the replay sessions. No output may carry any of them.
 SECRET_VALUES=(FAKE-ACCESS-KEY-ID-0000 FAKE-SECRET-ACCESS-KEY-DO-NOT-USE FAKE-ROTATED-SECRET-KEY-DO-NOT-USE
   cubbit.eu minio.storage.svc amazonaws.com)
 
-# assert_no_secret_values: the last response, its decoded patch and stderr carry no Secret value,
-# raw or base64-encoded.
+# policy_logs [STDERR]: the policy's own log events in the last run's stderr (or in STDERR), each
+# as `policy_log: <message> data=<other fields as JSON>`. kwctl prints them as
+#   <time> <LEVEL> validate{…settings=…}:policy_log{…}: policy_log: <message> data=<fields>
+# (with colour codes, even into a file; its span prefix echoes the settings, which are not the
+# policy's output), the runner as
+#   <LEVEL> policy_log: <message> data=<fields>
+# Every other stderr line is the tool's own: its warnings, errors and backtraces, and kwctl's
+# end-of-run listing of unreplayed exchanges, which quotes their recorded payloads.
+policy_logs() {
+  sed 's/\x1b\[[0-9;]*m//g' <<<"${1-$stderr}" |
+    awk '{ at = index($0, " policy_log: "); if (at) print substr($0, at + 1) }'
+}
+
+# assert_no_secret_values: the last response, its decoded patch and the policy's log lines
+# carry no Secret value, raw or base64-encoded. The tool's own diagnostics are not checked.
 assert_no_secret_values() {
   local everything value
-  everything="$output$stderr$(response | jq -r '.patch // empty' 2>/dev/null | base64 -d 2>/dev/null)"
+  everything="$output$(policy_logs)$(response | jq -r '.patch // empty' 2>/dev/null | base64 -d 2>/dev/null)"
   for value in "${SECRET_VALUES[@]}"; do
     for form in "$value" "$(printf %s "$value" | base64 -w0)"; do
       if [[ $everything == *"$form"* ]]; then
@@ -545,6 +565,13 @@ VERIFY='{"workloads":"verify"}'
   while IFS=$'\t' read -r request session expected; do
     count=$((count + 1))
     evaluate "$request" "$session"
+    # refuse:TEXT: the tool itself refuses the request (as kwctl does with one that is not an
+    # AdmissionRequest) before the policy sees it.
+    if [[ $expected == refuse:* ]]; then
+      [[ $status -ne 0 && $stderr == *"${expected#refuse:}"* ]] ||
+        failures+=("$request: expected the tool to refuse it (${expected#refuse:}), got exit $status: $output $stderr")
+      continue
+    fi
     if ! assert_verdict "$([[ $expected == reject:* ]] && echo false || echo true)" >/dev/null; then
       failures+=("$request: $(response) $stderr")
       continue
@@ -592,4 +619,35 @@ PY
   assert_accepted
   paths=$(response | jq -r .patch | base64 -d | jq -r '.[].path' | sort | tr '\n' ' ')
   [ "$paths" = "/metadata/annotations/dittofs.io~1s3-credentials-hash /spec/containers/199/env/1 /spec/containers/199/env/2 /spec/containers/199/env/3 /spec/containers/199/env/4 " ]
+}
+
+# --- The harness itself -----------------------------------------------------------------------------
+
+@test "the leak check reads the policy's log lines, not the tool's own diagnostics" {
+  # A rejection is logged by the policy ("request rejected"): the filter must find that line.
+  evaluate dittoserver-bad-region.json session-empty.yml
+  assert_rejected_with "spec.s3.region"
+  [[ $(policy_logs) == 'policy_log: request rejected data={'*'"reason":'* ]] || { echo "no policy log line in: $stderr"; return 1; }
+  # A Secret value in a policy log line (either tool's shape) is caught...
+  output='{"allowed":true}'
+  local kwctl_line=$'\e[32m INFO\e[0m validate{}:policy_log{}: \e[2mpolicy_log\e[0m\e[2m:\e[0m request rejected data={"reason":"FAKE-ACCESS-KEY-ID-0000"}'
+  local runner_line=' INFO policy_log: m data={"k":"'"$(printf %s s3.cubbit.eu | base64 -w0)"'"}'
+  for stderr in "$kwctl_line" "$runner_line"; do
+    if assert_no_secret_values >/dev/null; then echo "leak not caught in: $stderr"; return 1; fi
+  done
+  # ...while kwctl's listing of unreplayed exchanges, with their payloads, and its echo of the
+  # settings are not policy output.
+  stderr=' WARN kwctl::callback_handler::proxy: Some of the recorded exchanges have not been replayed leftovers=[Exchange { response: Success { payload: "FAKE-ACCESS-KEY-ID-0000" } }]'
+  assert_no_secret_values
+  stderr=' INFO validate{settings=PolicySettings({"allowedEndpointHosts": Array [String("*.cubbit.eu")]})}:policy_log{}: policy_log: request rejected data={}'
+  assert_no_secret_values
+}
+
+@test "a host error reaches the policy as a short reason, whatever the tool and RUST_BACKTRACE" {
+  for backtrace in 0 1; do
+    RUST_BACKTRACE=$backtrace evaluate dittoserver-sample-create.json session-secret-api-error.yml
+    assert_accepted
+    assert_warning "lookup failed (etcdserver: request timed out)"
+    [[ $(response | jq -r '.warnings | join("\n")') != *"Stack backtrace"* ]] || { echo "backtrace in: $(response)"; return 1; }
+  done
 }
