@@ -102,8 +102,8 @@ assert_no_patch() {
   assert_no_patch
 }
 
-@test "sample DittoServer UPDATE is checked the same way" {
-  evaluate dittoserver-sample-update.json session-secret-found.yml
+@test "sample DittoServer UPDATE that changes spec.s3 is checked the same way" {
+  evaluate dittoserver-sample-update.json session-update-secret-found.yml
   assert_accepted
   assert_no_warnings
 }
@@ -286,8 +286,11 @@ assert_no_patch() {
   assert_rejected_with "the host answered with invalid JSON"
 }
 
-@test "secretCheck=skip makes no lookup" {
-  evaluate dittoserver-sample-create.json session-empty.yml '{"secretCheck":"skip"}'
+@test "secretCheck=skip makes no Secret lookup (the author's access is still asked about)" {
+  evaluate dittoserver-sample-create.json session-access-allowed.yml '{"secretCheck":"skip"}'
+  assert_accepted
+  assert_no_warnings
+  evaluate dittoserver-sample-create.json session-empty.yml '{"secretCheck":"skip","secretAccessCheck":"skip"}'
   assert_accepted
   assert_no_warnings
 }
@@ -385,7 +388,7 @@ apply_patch() {
 @test "a differently defined variable is replaced in place with onEnvConflict=overwrite" {
   evaluate pod-create-conflict.json session-workload-found.yml '{"onEnvConflict":"overwrite"}'
   assert_patch expected-patch-pod-overwrite.json
-  assert_warning 'replaced the definition of AWS_REGION in container "dittofs" (onEnvConflict: overwrite)'
+  assert_warning 'replaced the definition of AWS_REGION in container "dittofs" of Pod "dittofs-s3-sample-0" (onEnvConflict: overwrite)'
 }
 
 @test "a rotated Secret changes the hash, which rolls the pods" {
@@ -429,7 +432,7 @@ apply_patch() {
   evaluate pod-create-no-dittofs-container.json session-workload-found.yml
   assert_accepted
   assert_no_patch
-  assert_warning 'container "dittofs" not found in Pod "dittofs-s3-sample-0": S3 credentials were not injected'
+  assert_warning 'S3 credentials were not injected into Pod "dittofs-s3-sample-0": it has no container "dittofs"'
   evaluate pod-create-no-dittofs-container.json session-workload-found.yml '{"containerName":"server"}'
   assert_accepted
   [ "$(response | jq -r 'has("patch")')" = true ]
@@ -441,7 +444,7 @@ apply_patch() {
   evaluate pod-create.json session-workload-ditto-missing.yml
   assert_accepted
   assert_no_patch
-  assert_warning 'DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found: S3 credentials were not injected into Pod "dittofs-s3-sample-0"'
+  assert_warning 'S3 credentials were not injected into Pod "dittofs-s3-sample-0": DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found'
   evaluate statefulset-create.json session-workload-ditto-denied.yml
   assert_accepted
   assert_no_patch
@@ -451,7 +454,7 @@ apply_patch() {
 @test "CREATE with the Secret missing or incomplete: env injected, no hash, a warning" {
   evaluate pod-create.json session-workload-secret-missing.yml
   assert_patch expected-patch-pod-env-only.json
-  assert_warning 'Secret "dittofs-s3-credentials" in namespace "dittofs-system" was not found: S3 env injected into Pod "dittofs-s3-sample-0" without dittofs.io/s3-credentials-hash'
+  assert_warning 'S3 env injected into Pod "dittofs-s3-sample-0" without dittofs.io/s3-credentials-hash: Secret "dittofs-s3-credentials" in namespace "dittofs-system" was not found'
   evaluate pod-create.json session-workload-secret-incomplete.yml
   assert_patch expected-patch-pod-env-only.json
   assert_warning 'is incomplete: entry "secretAccessKey" is missing'
@@ -461,15 +464,15 @@ apply_patch() {
   for session in session-workload-ditto-missing.yml session-workload-ditto-denied.yml; do
     evaluate statefulset-update-reconciled.json "$session"
     assert_patch expected-patch-statefulset-carry-over.json
-    assert_warning 'kept the S3 credentials env and hash of the previous revision of StatefulSet "dittofs-s3-sample"'
+    assert_warning 'kept the S3 env and hash of the previous revision of StatefulSet "dittofs-s3-sample": '
   done
 }
 
-@test "StatefulSet UPDATE with the Secret unreadable keeps the previous hash, so nothing rolls" {
+@test "StatefulSet UPDATE with the Secret unreadable keeps the previous env and hash, so nothing rolls" {
   for session in session-workload-secret-missing.yml session-workload-secret-denied.yml session-workload-secret-incomplete.yml; do
     evaluate statefulset-update-reconciled.json "$session"
     assert_patch expected-patch-statefulset-carry-over.json
-    assert_warning 'kept the previous dittofs.io/s3-credentials-hash of StatefulSet "dittofs-s3-sample"'
+    assert_warning 'kept the S3 env and hash of the previous revision of StatefulSet "dittofs-s3-sample": '
   done
 }
 
@@ -534,7 +537,7 @@ VERIFY='{"workloads":"verify"}'
 @test "verify: an orphan or a failed lookup warns instead of flapping reports" {
   evaluate pod-create-injected.json session-workload-ditto-missing.yml "$VERIFY"
   assert_accepted
-  assert_warning 'DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found: cannot verify the S3 credentials of Pod "dittofs-s3-sample-0"'
+  assert_warning 'cannot verify the S3 credentials of Pod "dittofs-s3-sample-0": DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found'
   evaluate pod-create-injected.json session-workload-secret-denied.yml "$VERIFY"
   assert_accepted
   assert_warning "cannot verify the credentials hash"
@@ -554,6 +557,159 @@ VERIFY='{"workloads":"verify"}'
   evaluate dittoserver-bad-region.json session-empty.yml "$VERIFY"
   assert_rejected_with "spec.s3.region: must be 1-63 lowercase letters"
   evaluate pod-create-not-dittofs.json session-empty.yml "$VERIFY"
+  assert_accepted
+  assert_no_warnings
+}
+
+# --- The life of a DittoFS server -----------------------------------------------------------------
+
+# The scenario harness plays each write of a DittoFS server's life through the same tool and
+# module, feeding each step's patched object into the next (tools/lifecycle).
+LIFECYCLE=${LIFECYCLE:-target/tool/lifecycle-scenario}
+
+@test "lifecycle: the life of a DittoFS server, with an operator that writes no AWS env" {
+  run "$LIFECYCLE" "$KWCTL" "$MODULE" plain
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *" passed, 0 failed"* ]]
+}
+
+@test "lifecycle: the life of a DittoFS server, with operator v0.4-v0.12 rendering the env itself" {
+  run "$LIFECYCLE" "$KWCTL" "$MODULE" renders-env
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *" passed, 0 failed"* ]]
+}
+
+# session_with_secret_name NAME OUT: session-secret-found.yml, for a Secret called NAME.
+session_with_secret_name() {
+  sed "s/dittofs-s3-credentials/$1/g" test_data/session-secret-found.yml >"$2"
+}
+
+@test "a Secret name with a part longer than 63 characters is valid (Kubernetes limits only the total)" {
+  local name
+  name=$(printf 'a%.0s' {1..64})
+  jq --arg n "$name" '.object.spec.s3.credentialsSecretRef.secretName = $n' \
+    test_data/dittoserver-sample-create.json >"$BATS_TEST_TMPDIR/long.json"
+  session_with_secret_name "$name" "$BATS_TEST_TMPDIR/long.yml"
+  evaluate "$BATS_TEST_TMPDIR/long.json" "$BATS_TEST_TMPDIR/long.yml"
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "optional: false written out is the same definition as leaving it out" {
+  jq '(.object.spec.containers[0].env[] | select(.name == "AWS_ACCESS_KEY_ID") | .valueFrom.secretKeyRef.optional) = false' \
+    test_data/pod-create-injected.json >"$BATS_TEST_TMPDIR/optional.json"
+  evaluate "$BATS_TEST_TMPDIR/optional.json" session-workload-found.yml
+  assert_accepted
+  assert_no_patch
+  assert_no_warnings
+}
+
+@test "an endpoint with a trailing newline (echo | base64) is reported like the AWS SDK would refuse it" {
+  local padded
+  padded=$(printf 'https://s3.cubbit.eu\n' | base64 -w0)
+  sed "s|aHR0cHM6Ly9zMy5jdWJiaXQuZXU=|$padded|" test_data/session-secret-found.yml >"$BATS_TEST_TMPDIR/newline.yml"
+  evaluate dittoserver-sample-create.json "$BATS_TEST_TMPDIR/newline.yml"
+  assert_accepted
+  assert_warning 'entry "endpoint" must not contain whitespace or control characters'
+  sed "s|aHR0cHM6Ly9zMy5jdWJiaXQuZXU=|$padded|" test_data/session-workload-found.yml >"$BATS_TEST_TMPDIR/newline-workload.yml"
+  evaluate pod-create.json "$BATS_TEST_TMPDIR/newline-workload.yml"
+  assert_rejected_with 'entry "endpoint" must not contain whitespace or control characters'
+}
+
+@test "a Pod CREATE carrying a deletionTimestamp is injected (the API server clears it on create)" {
+  jq '.object.metadata.deletionTimestamp = "2026-11-30T00:00:00Z"' test_data/pod-create.json >"$BATS_TEST_TMPDIR/stale-ts.json"
+  evaluate "$BATS_TEST_TMPDIR/stale-ts.json" session-workload-found.yml
+  assert_patch expected-patch-pod-create.json
+}
+
+@test "a DittoServer UPDATE that leaves spec.s3 alone stays possible when its Secret or the rules changed" {
+  jq '.oldObject = .object | .object.metadata.finalizers = ["example.com/cleanup"] | .object.metadata.labels = {"team": "storage"}' \
+    test_data/dittoserver-sample-update.json >"$BATS_TEST_TMPDIR/relabel.json"
+  evaluate "$BATS_TEST_TMPDIR/relabel.json" session-empty.yml '{"secretCheck":"reject"}'
+  assert_accepted
+  assert_no_warnings
+  evaluate "$BATS_TEST_TMPDIR/relabel.json" session-empty.yml '{"allowedRegions":["fr-par"]}'
+  assert_accepted
+  assert_warning 'would be rejected if spec.s3 changed: spec.s3.region: "eu-west-1" is not in allowedRegions [fr-par]'
+}
+
+@test "a DittoServer without a name is called unnamed, not \"\"" {
+  jq 'del(.object.metadata.name) | .name = ""' test_data/dittoserver-bad-region.json >"$BATS_TEST_TMPDIR/unnamed.json"
+  evaluate "$BATS_TEST_TMPDIR/unnamed.json" session-empty.yml
+  assert_rejected_with 'unnamed DittoServer is invalid: spec.s3.region'
+}
+
+@test "a DittoServer naming DittoFS 0.13 or later is warned that AWS_* variables are ignored" {
+  for image in marmos91c/dittofs:0.13.0 marmos91c/dittofs:v1.2.3; do
+    jq --arg i "$image" '.object.spec.image = $i' test_data/dittoserver-sample-create.json >"$BATS_TEST_TMPDIR/new.json"
+    evaluate "$BATS_TEST_TMPDIR/new.json" session-secret-found.yml
+    assert_accepted
+    assert_warning 'from 0.13.0 on DittoFS ignores AWS_* variables'
+  done
+  for image in marmos91c/dittofs:0.12.0 marmos91c/dittofs:latest marmos91c/dittofs@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef; do
+    jq --arg i "$image" '.object.spec.image = $i' test_data/dittoserver-sample-create.json >"$BATS_TEST_TMPDIR/old.json"
+    evaluate "$BATS_TEST_TMPDIR/old.json" session-secret-found.yml
+    assert_accepted
+    assert_no_warnings
+  done
+}
+
+@test "empty allow-lists (what the UI sends for a list left empty) mean any, as when omitted" {
+  evaluate dittoserver-sample-create.json session-secret-found.yml '{"allowedRegions":[],"allowedEndpointHosts":[]}'
+  assert_accepted
+  assert_no_warnings
+}
+
+# --- No confused deputy: a DittoServer may only name a Secret its author may get ---------------------
+
+@test "access: an author who may get the Secret passes silently" {
+  evaluate dittoserver-sample-create.json session-secret-found.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: a service account is asked about with its groups" {
+  evaluate dittoserver-create-by-serviceaccount.json session-access-serviceaccount.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: an author who may not get the Secret is refused per secretAccessCheck" {
+  evaluate dittoserver-sample-create.json session-access-refused.yml
+  assert_rejected_with 'DittoServer "dittofs-s3-sample" is rejected: user "kubernetes-admin" may not get Secret "dittofs-s3-credentials" in namespace "dittofs-system"'
+  evaluate dittoserver-sample-create.json session-access-refused.yml '{"secretAccessCheck":"reject"}'
+  assert_rejected_with 'may not get Secret "dittofs-s3-credentials"'
+  evaluate dittoserver-sample-create.json session-access-refused.yml '{"secretAccessCheck":"warn"}'
+  assert_accepted
+  assert_warning 'DittoServer "dittofs-s3-sample" names a Secret its author may not read: user "kubernetes-admin" may not get'
+  evaluate dittoserver-sample-create.json session-update-secret-found.yml '{"secretAccessCheck":"skip"}'
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: a failing access review is reported per secretAccessCheck, never a 500" {
+  evaluate dittoserver-sample-create.json session-access-failing.yml
+  assert_rejected_with 'cannot check whether user "kubernetes-admin" may get Secret "dittofs-s3-credentials" in namespace "dittofs-system": access denied (ApiError: subjectaccessreviews.authorization.k8s.io is forbidden'
+  evaluate dittoserver-sample-create.json session-access-failing.yml '{"secretAccessCheck":"warn"}'
+  assert_accepted
+  assert_warning 'cannot check whether user "kubernetes-admin" may get Secret'
+}
+
+@test "access: requests without a user (the audit scanner's) are not asked about" {
+  evaluate dittoserver-audit-scan.json session-update-secret-found.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: an UPDATE that keeps the Secret and keys is not asked about; one that renames a key is" {
+  evaluate dittoserver-update-same-secret.json session-empty.yml
+  assert_accepted
+  assert_no_warnings
+  evaluate dittoserver-update-key-renamed.json session-access-refused.yml
+  assert_rejected_with 'user "kubernetes-admin" may not get Secret "dittofs-s3-credentials"'
+  evaluate dittoserver-update-key-renamed.json session-access-renamed-keys.yml
   assert_accepted
   assert_no_warnings
 }
@@ -594,7 +750,7 @@ VERIFY='{"workloads":"verify"}'
     test_data/pod-create.json >"$big"
   evaluate "$big" session-workload-found.yml
   assert_accepted
-  [ "$(response | jq -r '.patch' | base64 -d | jq 'length')" = 5 ]
+  [ "$(response | jq -r '.patch' | base64 -d | jq 'length')" = 6 ]
 }
 
 # --- Cost stays linear (behaviour here; time is measured by make bench) --------------------------
@@ -618,7 +774,7 @@ PY
   evaluate "$BATS_TEST_TMPDIR/pod-200.json" session-workload-found.yml
   assert_accepted
   paths=$(response | jq -r .patch | base64 -d | jq -r '.[].path' | sort | tr '\n' ' ')
-  [ "$paths" = "/metadata/annotations/dittofs.io~1s3-credentials-hash /spec/containers/199/env/1 /spec/containers/199/env/2 /spec/containers/199/env/3 /spec/containers/199/env/4 " ]
+  [ "$paths" = "/metadata/annotations/dittofs.io~1s3-credentials-hash /metadata/annotations/dittofs.io~1s3-credentials-source /spec/containers/199/env/1 /spec/containers/199/env/2 /spec/containers/199/env/3 /spec/containers/199/env/4 " ]
 }
 
 # --- The harness itself -----------------------------------------------------------------------------

@@ -38,7 +38,13 @@ def object_name(obj):
     return metadata.get("name", "") if isinstance(metadata, dict) else ""
 
 
-def admission_request(uid, gvk, gvr, obj, operation="CREATE", old=None):
+ADMIN = {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}
+SERVICE_ACCOUNT = {"username": "system:serviceaccount:gitops:argocd-application-controller",
+                   "uid": "5a1e0c3d-0000-4000-8000-000000000003",
+                   "groups": ["system:serviceaccounts", "system:serviceaccounts:gitops", "system:authenticated"]}
+
+
+def admission_request(uid, gvk, gvr, obj, operation="CREATE", old=None, user=ADMIN):
     options_kind = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}[operation]
     return {
         "uid": uid,
@@ -49,7 +55,7 @@ def admission_request(uid, gvk, gvr, obj, operation="CREATE", old=None):
         "name": object_name(obj) or object_name(old),
         "namespace": NAMESPACE,
         "operation": operation,
-        "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
+        "userInfo": user,
         "object": obj,
         "oldObject": old,
         "dryRun": False,
@@ -76,6 +82,21 @@ def get_resource_request(api_version, kind, name):
 def exchange(api_version, kind, name, *, payload=None, error=None):
     response = {"type": "Success", "payload": payload} if error is None else {"type": "Error", "message": error}
     return {"type": "Exchange", "request": get_resource_request(api_version, kind, name), "response": response}
+
+
+def access_exchange(*, allowed=True, error=None, user=ADMIN, name=SECRET_NAME):
+    """kubernetes/can_i for `get` on the Secret, as kwctl 1.35 records it (groups sorted, as the policy sends them)."""
+    groups = "".join(f"  - {group}\n" for group in sorted(user["groups"]))
+    request = (f"!KubernetesCanI\nrequest:\n  groups:\n{groups}  resource_attributes:\n    group: ''\n"
+               f"    name: {name}\n    namespace: {NAMESPACE}\n    resource: secrets\n    subresource: null\n"
+               f"    verb: get\n    version: v1\n  user: {user['username']}\ndisable_cache: false\n")
+    status = {"allowed": allowed} if allowed else {"allowed": False, "reason": "no RBAC policy matched"}
+    response = ({"type": "Success", "payload": json.dumps(status, separators=(",", ":"))} if error is None
+                else {"type": "Error", "message": error})
+    return {"type": "Exchange", "request": request, "response": response}
+
+
+ACCESS_OK = access_exchange()
 
 
 def secret_exchange(*, data=None, error=None, raw=None, name=SECRET_NAME):
@@ -153,21 +174,44 @@ def dittoserver_fixtures(sample):
     request("dittoserver-being-deleted.json", deleting, "UPDATE", variant({"region": "INVALID"}))
 
     write_session("session-empty.yml", [])
-    write_session("session-secret-found.yml", [secret_exchange(data=GOOD_DATA)])
-    write_session("session-secret-found-no-endpoint.yml", [secret_exchange(data={k: v for k, v in GOOD_DATA.items() if k != "endpoint"})])
-    write_session("session-secret-missing.yml", [secret_exchange(error=not_found("v1", "Secret", SECRET_NAME))])
-    write_session("session-secret-incomplete.yml", [secret_exchange(data={"accessKeyId": "", "unrelated": b64("other")})])
-    write_session("session-secret-not-base64.yml", [secret_exchange(data=dict(GOOD_DATA, secretAccessKey="%%not-base64%%"))])
-    write_session("session-secret-http-endpoint.yml", [secret_exchange(data=dict(GOOD_DATA, endpoint=b64("http://minio.storage.svc:9000")))])
-    write_session("session-secret-relative-endpoint.yml", [secret_exchange(data=dict(GOOD_DATA, endpoint=b64("s3.cubbit.eu")))])
-    write_session("session-secret-aws-endpoint.yml", [secret_exchange(data=dict(GOOD_DATA, endpoint=b64("https://s3.eu-west-1.amazonaws.com")))])
-    write_session("session-secret-denied.yml", [secret_exchange(error=(
+    write_session("session-secret-found.yml", [ACCESS_OK, secret_exchange(data=GOOD_DATA)])
+    write_session("session-secret-found-no-endpoint.yml", [ACCESS_OK, secret_exchange(data={k: v for k, v in GOOD_DATA.items() if k != "endpoint"})])
+    write_session("session-secret-missing.yml", [ACCESS_OK, secret_exchange(error=not_found("v1", "Secret", SECRET_NAME))])
+    write_session("session-secret-incomplete.yml", [ACCESS_OK, secret_exchange(data={"accessKeyId": "", "unrelated": b64("other")})])
+    write_session("session-secret-not-base64.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, secretAccessKey="%%not-base64%%"))])
+    write_session("session-secret-http-endpoint.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("http://minio.storage.svc:9000")))])
+    write_session("session-secret-relative-endpoint.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("s3.cubbit.eu")))])
+    write_session("session-secret-aws-endpoint.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("https://s3.eu-west-1.amazonaws.com")))])
+    write_session("session-secret-denied.yml", [ACCESS_OK, secret_exchange(error=(
         f"secrets \"{SECRET_NAME}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" "
         f"cannot get resource \"secrets\" in API group \"\" in the namespace \"{NAMESPACE}\""))])
-    write_session("session-secret-api-error.yml", [secret_exchange(error="etcdserver: request timed out")])
-    write_session("session-secret-garbage.yml", [secret_exchange(raw="{this is not json")])
-    write_session("session-secret-custom-keys.yml", [secret_exchange(data={
+    write_session("session-secret-api-error.yml", [ACCESS_OK, secret_exchange(error="etcdserver: request timed out")])
+    write_session("session-secret-garbage.yml", [ACCESS_OK, secret_exchange(raw="{this is not json")])
+    write_session("session-secret-custom-keys.yml", [ACCESS_OK, secret_exchange(data={
         "id": b64(FAKE_ACCESS_KEY_ID), "key": b64(FAKE_SECRET_ACCESS_KEY), "url": b64("https://s3.acme.cubbit.eu")})])
+    # An UPDATE that keeps the Secret and keys is not asked about its author's access.
+    write_session("session-update-secret-found.yml", [secret_exchange(data=GOOD_DATA)])
+    write_session("session-access-allowed.yml", [ACCESS_OK])
+    # The author's access to the Secret (kubernetes/can_i): refused, failing, and a service account.
+    write_session("session-access-refused.yml", [access_exchange(allowed=False)])
+    write_session("session-access-failing.yml", [access_exchange(error=(
+        "ApiError: subjectaccessreviews.authorization.k8s.io is forbidden: User \"system:serviceaccount:kubewarden:policy-server-dittofs-s3\" "
+        "cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope: Forbidden"))])
+    write_session("session-access-serviceaccount.yml", [access_exchange(user=SERVICE_ACCOUNT), secret_exchange(data=GOOD_DATA)])
+    write_session("session-access-renamed-keys.yml", [access_exchange(), secret_exchange(data=dict(GOOD_DATA, password=GOOD_DATA["secretAccessKey"]))])
+    write_json("dittoserver-create-by-serviceaccount.json", admission_request(
+        "dittoserver-create-by-serviceaccount", DITTOSERVER_GVK, DITTOSERVER_GVR, copy.deepcopy(sample), user=SERVICE_ACCOUNT))
+    audit = admission_request("dittoserver-audit-scan", DITTOSERVER_GVK, DITTOSERVER_GVR, copy.deepcopy(sample))
+    audit["userInfo"] = {}  # the audit scanner's requests carry no user
+    write_json("dittoserver-audit-scan.json", audit)
+    rekeyed = copy.deepcopy(sample)
+    rekeyed["spec"]["s3"]["credentialsSecretRef"]["secretAccessKeyKey"] = "password"
+    write_json("dittoserver-update-key-renamed.json", admission_request(
+        "dittoserver-update-key-renamed", DITTOSERVER_GVK, DITTOSERVER_GVR, rekeyed, "UPDATE", copy.deepcopy(sample)))
+    relabelled = copy.deepcopy(sample)
+    relabelled["metadata"]["labels"] = {"team": "storage"}
+    write_json("dittoserver-update-same-secret.json", admission_request(
+        "dittoserver-update-same-secret", DITTOSERVER_GVK, DITTOSERVER_GVR, relabelled, "UPDATE", copy.deepcopy(sample)))
 
 
 HASH_ANNOTATION = "dittofs.io/s3-credentials-hash"
@@ -420,7 +464,8 @@ def hostile_fixtures(sample):
     def ditto_case(label, mutate, expected, exchanges=()):
         obj = copy.deepcopy(ditto)
         obj = mutate(obj)
-        case(label, DITTOSERVER_GVK, DITTOSERVER_GVR, obj, expected, exchanges)
+        # A DittoServer that reaches the Secret check first asks about its author's access.
+        case(label, DITTOSERVER_GVK, DITTOSERVER_GVR, obj, expected, [ACCESS_OK, *exchanges] if exchanges else ())
 
     def pod_case(label, mutate, expected, exchanges=()):
         case(label, POD_GVK, POD_GVR, mutate(copy.deepcopy(pod)), expected, exchanges)

@@ -163,7 +163,14 @@ impl Scenario {
                     .pointer("/spec/s3/credentialsSecretRef/secretName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                vec![self.world.secret_lookup(name)]
+                let reference = |o: &Value| o.pointer("/spec/s3/credentialsSecretRef").cloned();
+                let mut lookups = Vec::new();
+                // The author's access is asked about when the write names another Secret or key.
+                if reference(object) != reference(old) {
+                    lookups.push(self.world.access_lookup(name));
+                }
+                lookups.push(self.world.secret_lookup(name));
+                lookups
             }
             _ => self.world.workload_lookups(),
         };

@@ -8,14 +8,25 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use serde_json::{Value, json};
 
-/// One lookup the policy may make, and what the cluster answers.
-pub struct Lookup {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub namespace: String,
-    pub name: String,
-    /// The object, or the host's error text.
-    pub answer: Result<Value, String>,
+/// One host call the policy may make, and what the cluster answers.
+pub enum Lookup {
+    /// `kubernetes/get_resource`: the object, or the host's error text.
+    Get {
+        api_version: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        answer: Result<Value, String>,
+    },
+    /// `kubernetes/can_i` for `get` on a Secret: the SubjectAccessReview status, or an error text.
+    MayGetSecret {
+        user: String,
+        /// Sorted, as the policy sends them.
+        groups: Vec<String>,
+        namespace: String,
+        name: String,
+        answer: Result<Value, String>,
+    },
 }
 
 /// What the tool answered.
@@ -133,11 +144,24 @@ fn session(lookups: &[Lookup]) -> Result<String> {
     let exchanges: Vec<Value> = lookups
         .iter()
         .map(|lookup| {
-            let request = format!(
-                "!KubernetesGetResource\napi_version: {}\nkind: {}\nname: {}\nnamespace: {}\ndisable_cache: false\n",
-                lookup.api_version, lookup.kind, lookup.name, lookup.namespace
-            );
-            let response = match &lookup.answer {
+            let (request, answer) = match lookup {
+                Lookup::Get { api_version, kind, namespace, name, answer } => (
+                    format!(
+                        "!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\nname: {name}\nnamespace: {namespace}\ndisable_cache: false\n"
+                    ),
+                    answer,
+                ),
+                Lookup::MayGetSecret { user, groups, namespace, name, answer } => {
+                    let groups: String = groups.iter().map(|group| format!("  - {group}\n")).collect();
+                    (
+                        format!(
+                            "!KubernetesCanI\nrequest:\n  groups:\n{groups}  resource_attributes:\n    group: ''\n    name: {name}\n    namespace: {namespace}\n    resource: secrets\n    subresource: null\n    verb: get\n    version: v1\n  user: {user}\ndisable_cache: false\n"
+                        ),
+                        answer,
+                    )
+                }
+            };
+            let response = match answer {
                 Ok(object) => json!({"type": "Success", "payload": object.to_string()}),
                 Err(message) => json!({"type": "Error", "message": message}),
             };

@@ -12,6 +12,9 @@ use crate::tool::Lookup;
 
 pub const NS: &str = "dittofs-system";
 pub const NAME: &str = "dittofs-s3-sample";
+/// Who writes the DittoServer in the scenario (its groups sorted, as the policy sends them).
+const OPERATOR: &str = "system:serviceaccount:dittofs-system:dittofs-operator";
+const OPERATOR_GROUPS: [&str; 2] = ["system:authenticated", "system:serviceaccounts"];
 pub const HASH_ANNOTATION: &str = "dittofs.io/s3-credentials-hash";
 pub const RECORD_ANNOTATION: &str = "dittofs.io/s3-credentials-source";
 const MANAGED: [&str; 4] = [
@@ -113,7 +116,7 @@ impl World {
                 NAME,
             )),
         };
-        Lookup {
+        Lookup::Get {
             api_version: "dittofs.dittofs.com/v1alpha1",
             kind: "DittoServer",
             namespace: NS.to_owned(),
@@ -139,12 +142,23 @@ impl World {
                          "endpoint": b64(&credentials.endpoint),
                          "unrelated": b64("not consumed")}})),
         };
-        Lookup {
+        Lookup::Get {
             api_version: "v1",
             kind: "Secret",
             namespace: NS.to_owned(),
             name: name.to_owned(),
             answer,
+        }
+    }
+
+    /// The operator's service account may read the Secrets of its namespace.
+    pub fn access_lookup(&self, name: &str) -> Lookup {
+        Lookup::MayGetSecret {
+            user: OPERATOR.to_owned(),
+            groups: OPERATOR_GROUPS.iter().map(|g| (*g).to_owned()).collect(),
+            namespace: NS.to_owned(),
+            name: name.to_owned(),
+            answer: Ok(json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding"})),
         }
     }
 
@@ -290,8 +304,10 @@ pub fn admission_request(kind: &str, operation: &str, object: &Value, old: &Valu
     request.insert("name", json!(name));
     request.insert("namespace", json!(NS));
     request.insert("operation", json!(operation));
-    request.insert("userInfo", json!({"username": "system:serviceaccount:dittofs-system:dittofs-operator",
-                                      "groups": ["system:serviceaccounts", "system:authenticated"]}));
+    request.insert(
+        "userInfo",
+        json!({"username": OPERATOR, "groups": ["system:serviceaccounts", "system:authenticated"]}),
+    );
     request.insert("object", object.clone());
     request.insert("oldObject", old.clone());
     request.insert("dryRun", json!(false));
