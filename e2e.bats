@@ -127,7 +127,7 @@ assert_no_patch() {
 }
 
 @test "custom key names missing from the Secret are reported by key" {
-  evaluate dittoserver-custom-keys.json session-secret-found.yml
+  evaluate dittoserver-custom-keys.json session-secret-custom-keys-missing.yml
   assert_accepted
   assert_warning 'Secret "dittofs-s3-credentials" in namespace "dittofs-system": entry "id" is missing'
   assert_warning 'entry "key" is missing'
@@ -658,6 +658,29 @@ session_with_secret_name() {
 
 @test "empty allow-lists (what the UI sends for a list left empty) mean any, as when omitted" {
   evaluate dittoserver-sample-create.json session-secret-found.yml '{"allowedRegions":[],"allowedEndpointHosts":[]}'
+  assert_accepted
+  assert_no_warnings
+}
+
+# --- Least data: the host is asked only for the fields the policy reads ----------------------------
+
+@test "masks: the Secret's consumed entries and the DittoServer's spec.s3 are all the policy asks for" {
+  # The sessions record the masked requests exactly as kwctl 1.35 matches them (field_masks
+  # included): a policy asking for more, or less, would not match them.
+  grep -q -- '- data.accessKeyId' test_data/session-workload-found.yml
+  grep -q -- '- spec.s3' test_data/session-workload-found.yml
+  evaluate pod-create.json session-workload-found.yml
+  assert_patch expected-patch-pod-create.json
+}
+
+@test "masks: a host that ignores them (before Kubewarden 1.33) gives the same patch and hash" {
+  evaluate pod-create.json session-workload-found-unmasking-host.yml
+  assert_patch expected-patch-pod-create.json
+  assert_no_warnings
+}
+
+@test "masks: a key name with a dot cannot be masked alone, so the whole data is asked for" {
+  evaluate dittoserver-dotted-key.json session-secret-dotted-key.yml
   assert_accepted
   assert_no_warnings
 }

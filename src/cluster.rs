@@ -132,8 +132,10 @@ pub struct Requester<'a> {
 
 /// Read access to the cluster, as the policy core needs it.
 pub trait Cluster {
-    /// Fetches one object as raw JSON.
-    fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError>;
+    /// Fetches one object as raw JSON. `fields` are the dot paths the caller reads: hosts from
+    /// Kubewarden 1.33 on return only those of the body (plus apiVersion, kind and metadata),
+    /// older ones the whole object, so callers must read nothing else.
+    fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError>;
 
     /// Whether `requester` may `get` the Secret `secret` (a SubjectAccessReview).
     fn may_get(
@@ -147,7 +149,7 @@ pub trait Cluster {
 pub struct HostCluster;
 
 impl Cluster for HostCluster {
-    fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError> {
+    fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
         use kubewarden_policy_sdk::host_capabilities::kubernetes::GetResourceRequest;
 
         let request = GetResourceRequest {
@@ -156,7 +158,8 @@ impl Cluster for HostCluster {
             name: object.name.to_owned(),
             namespace: Some(object.namespace.to_owned()),
             disable_cache: false,
-            field_masks: None,
+            // A set: the host call (and so a replay session) lists the masks sorted.
+            field_masks: (!fields.is_empty()).then(|| fields.iter().cloned().collect()),
         };
         let payload = serde_json::to_vec(&request)
             .map_err(|_| LookupError::Failed("cannot encode the lookup request".to_owned()))?;
@@ -234,6 +237,8 @@ pub mod fake {
     #[derive(Default)]
     pub struct FakeCluster {
         answers: HashMap<(String, String, String), Result<Value, LookupError>>,
+        /// Apply field masks as hosts from Kubewarden 1.33 on do.
+        pruning: bool,
         /// Access answers by user name; users not listed may read every Secret.
         access: HashMap<String, Result<bool, LookupError>>,
         pub lookups: RefCell<Vec<String>>,
@@ -252,10 +257,53 @@ pub mod fake {
             self
         }
 
+        /// Answers as a host that applies field masks (Kubewarden >= 1.33).
+        pub fn pruning(mut self) -> Self {
+            self.pruning = true;
+            self
+        }
+
         pub fn with_access(mut self, username: &str, answer: Result<bool, LookupError>) -> Self {
             self.access.insert(username.to_owned(), answer);
             self
         }
+    }
+
+    /// What a masking host returns: apiVersion, kind and metadata whole; of the body only the
+    /// listed dot paths (everything below a listed field; arrays are traversed).
+    pub fn prune(object: Value, fields: &[String]) -> Value {
+        fn keep(value: &mut Value, paths: &[Vec<&str>]) {
+            if paths.iter().any(Vec::is_empty) {
+                return;
+            }
+            match value {
+                Value::Object(map) => map.retain(|key, child| {
+                    let below: Vec<Vec<&str>> = paths
+                        .iter()
+                        .filter(|path| path.first() == Some(&key.as_str()))
+                        .map(|path| path.iter().skip(1).copied().collect())
+                        .collect();
+                    keep(child, &below);
+                    !below.is_empty()
+                }),
+                Value::Array(items) => items.iter_mut().for_each(|item| keep(item, paths)),
+                _ => {}
+            }
+        }
+        let Value::Object(mut map) = object else {
+            return object;
+        };
+        let paths: Vec<Vec<&str>> = fields.iter().map(|f| f.split('.').collect()).collect();
+        let kept: Vec<(String, Value)> = ["apiVersion", "kind", "metadata"]
+            .iter()
+            .filter_map(|key| map.remove(*key).map(|value| ((*key).to_owned(), value)))
+            .collect();
+        let mut body = Value::Object(map);
+        keep(&mut body, &paths);
+        if let Value::Object(body) = &mut body {
+            body.extend(kept);
+        }
+        body
     }
 
     impl Cluster for FakeCluster {
@@ -275,16 +323,22 @@ pub mod fake {
                 .unwrap_or(Ok(true))
         }
 
-        fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError> {
+        fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
             self.lookups.borrow_mut().push(object.to_string());
-            self.answers
+            let answer = self
+                .answers
                 .get(&(
                     object.kind.to_owned(),
                     object.namespace.to_owned(),
                     object.name.to_owned(),
                 ))
                 .cloned()
-                .unwrap_or(Err(LookupError::NotFound))
+                .unwrap_or(Err(LookupError::NotFound))?;
+            Ok(if self.pruning && !fields.is_empty() {
+                prune(answer, fields)
+            } else {
+                answer
+            })
         }
     }
 }
@@ -354,5 +408,26 @@ mod tests {
             panic!("classified as something else")
         };
         assert!(long.len() <= QUOTE_LIMIT + '…'.len_utf8(), "{}", long.len());
+    }
+
+    #[test]
+    fn the_fake_host_prunes_the_body_and_keeps_metadata_as_policy_evaluator_does() {
+        use serde_json::json;
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "x", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "data": {"accessKeyId": "QQ==", "other": "Qg=="},
+            "list": [{"a": 1, "b": 2}, {"a": 3}]});
+        let pruned = fake::prune(
+            secret.clone(),
+            &["data.accessKeyId".into(), "list.a".into()],
+        );
+        assert_eq!(
+            pruned,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": secret["metadata"].clone(),
+                   "data": {"accessKeyId": "QQ=="}, "list": [{"a": 1}, {"a": 3}]})
+        );
+        let whole_data = fake::prune(secret.clone(), &["data".into()]);
+        assert_eq!(whole_data["data"], secret["data"]);
+        assert_eq!(whole_data.get("type"), None);
     }
 }

@@ -146,6 +146,16 @@ impl ConsumedCredentials {
     }
 }
 
+/// The Secret fields the policy reads: the consumed entries. A key containing `.` cannot be
+/// named alone in a field mask (there is no escaping), so then the whole `data` is asked for.
+pub fn consumed_fields(keys: &SecretKeys) -> Vec<String> {
+    let consumed = [&keys.access_key_id, &keys.secret_access_key, &keys.endpoint];
+    if consumed.iter().any(|key| key.contains('.')) {
+        return vec!["data".to_owned()];
+    }
+    consumed.iter().map(|key| format!("data.{key}")).collect()
+}
+
 /// Hashes entries that arrive sorted by key, framed so no two splits of the same bytes collide.
 fn hash_entries<'v>(entries: impl Iterator<Item = (String, &'v [u8])>) -> String {
     let mut hasher = Sha256::new();
@@ -459,5 +469,18 @@ mod tests {
         }
         assert!(EndpointProblem::HostNotAllowed.breaks_allow_list());
         assert!(!EndpointProblem::InsecureScheme.breaks_allow_list());
+    }
+
+    #[test]
+    fn the_fields_read_are_the_consumed_entries_or_all_data_for_dotted_keys() {
+        assert_eq!(
+            consumed_fields(&keys()),
+            ["data.accessKeyId", "data.secretAccessKey", "data.endpoint"]
+        );
+        let dotted = SecretKeys {
+            endpoint: "s3.endpoint".into(),
+            ..keys()
+        };
+        assert_eq!(consumed_fields(&dotted), ["data"]);
     }
 }

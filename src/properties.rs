@@ -144,6 +144,24 @@ proptest! {
     }
 
     #[test]
+    fn a_masking_host_and_an_older_one_give_the_same_decisions(
+        (kind, object) in workload(),
+        unrelated in proptest::collection::btree_map("u[a-z]{1,5}", "[ -~]{0,10}", 0..4),
+        workloads in prop_oneof![Just("inject"), Just("verify")],
+    ) {
+        let mut data = good_data();
+        for (key, value) in &unrelated {
+            data[key] = json!(b64(value));
+        }
+        let settings = settings(json!({"workloads": workloads, "onEnvConflict": "overwrite"}));
+        let request = WorkloadRequest { kind, operation: "CREATE", namespace: NS, object: &object, old_object: &Value::Null };
+        let decide = if workloads == "inject" { inject } else { verify };
+        let whole = decide(&request, &settings, &cluster(data.clone()));
+        let pruned = decide(&request, &settings, &cluster(data).pruning());
+        prop_assert_eq!(whole, pruned);
+    }
+
+    #[test]
     fn hash_ignores_key_order_and_unrelated_keys(
         id in "[ -~]{1,20}", secret in "[ -~]{1,20}", endpoint in proptest::option::of("[ -~]{1,20}"),
         unrelated in proptest::collection::btree_map("u[a-z]{1,5}", "[ -~]{0,10}", 0..4),
@@ -224,6 +242,8 @@ mod lifecycle {
         secrets_denied: bool,
         /// Operator v0.4-v0.12 render the env themselves; other builds do not.
         operator_injects: bool,
+        /// The host applies field masks (Kubewarden >= 1.33).
+        host_prunes: bool,
     }
 
     impl World {
@@ -245,7 +265,11 @@ mod lifecycle {
                 };
                 cluster = cluster.with(ObjectRef::secret(NS, name), answer);
             }
-            cluster
+            if self.host_prunes {
+                cluster.pruning()
+            } else {
+                cluster
+            }
         }
 
         /// Whether a write now meets a lookup that fails (or a Secret that is not there).
@@ -349,6 +373,7 @@ mod lifecycle {
         #[test]
         fn the_policy_never_rejects_its_own_output_nor_rolls_pods_on_a_failed_lookup(
             operator_injects in any::<bool>(),
+            host_prunes in any::<bool>(),
             events in proptest::collection::vec(event(), 1..16),
         ) {
             let mut world = World {
@@ -358,6 +383,7 @@ mod lifecycle {
                 ditto_unreadable: false,
                 secrets_denied: false,
                 operator_injects,
+                host_prunes,
             };
             let created = world.operator_statefulset();
             let mut stored = write(WorkloadKind::StatefulSet, "CREATE", &created, &Value::Null, &world)?;

@@ -7,7 +7,7 @@ pub mod ownership;
 use serde_json::{Map, Value};
 
 use crate::cluster::{Cluster, DITTOSERVER_API_VERSION, DITTOSERVER_KIND, LookupError, ObjectRef};
-use crate::credentials::{ConsumedCredentials, SecretData, endpoint_finding};
+use crate::credentials::{ConsumedCredentials, SecretData, consumed_fields, endpoint_finding};
 use crate::decision::Decision;
 use crate::dittoserver::{CredentialsRef, parse_s3};
 use crate::naming;
@@ -214,7 +214,8 @@ enum Owner {
 }
 
 fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
-    match cluster.get(owner) {
+    // Of its owner a workload review reads spec.s3 only.
+    match cluster.get(owner, &["spec.s3".to_owned()]) {
         Err(LookupError::NotFound) => Owner::Unreadable(format!("{owner} was not found")),
         Err(error) => Owner::Unreadable(format!("cannot read {owner}: {error}")),
         Ok(ditto) => match parse_s3(&ditto) {
@@ -259,7 +260,7 @@ pub fn read_credentials(
         reason,
         blocks_start,
     };
-    let secret = match cluster.get(secret_ref) {
+    let secret = match cluster.get(secret_ref, &consumed_fields(&credentials.keys)) {
         Ok(secret) => secret,
         Err(LookupError::NotFound) => {
             return Err(unavailable(format!("{secret_ref} was not found"), true));

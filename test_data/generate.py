@@ -74,14 +74,56 @@ def secret_payload(data, name=SECRET_NAME):
     }, separators=(",", ":"))
 
 
-def get_resource_request(api_version, kind, name):
+# The fields the policy asks for (field_masks, sorted as the SDK's set serializes them).
+SECRET_FIELDS = ["data.accessKeyId", "data.endpoint", "data.secretAccessKey"]
+DITTOSERVER_FIELDS = ["spec.s3"]
+
+
+def get_resource_request(api_version, kind, name, fields):
+    masks = "".join(f"- {field}\n" for field in sorted(fields))
     return (f"!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\n"
-            f"name: {name}\nnamespace: {NAMESPACE}\ndisable_cache: false\n")
+            f"name: {name}\nnamespace: {NAMESPACE}\ndisable_cache: false\nfield_masks:\n{masks}")
 
 
-def exchange(api_version, kind, name, *, payload=None, error=None):
-    response = {"type": "Success", "payload": payload} if error is None else {"type": "Error", "message": error}
-    return {"type": "Exchange", "request": get_resource_request(api_version, kind, name), "response": response}
+def prune(payload, fields):
+    """What a Kubewarden >= 1.33 host returns: apiVersion, kind and metadata whole, of the body only
+    the listed dot paths. Payloads that are not JSON objects are returned as they are."""
+    try:
+        obj = json.loads(payload)
+    except (TypeError, ValueError):
+        return payload
+    if not isinstance(obj, dict):
+        return payload
+
+    def keep(value, paths):
+        if any(not path for path in paths):
+            return value
+        if isinstance(value, dict):
+            kept = {}
+            for key, child in value.items():
+                below = [path[1:] for path in paths if path[0] == key]
+                if below:
+                    kept[key] = keep(child, below)
+            return kept
+        if isinstance(value, list):
+            return [keep(item, paths) for item in value]
+        return value
+
+    paths = [field.split(".") for field in fields]
+    body = keep({k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}, paths)
+    head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    return json.dumps(dict(head, **body), separators=(",", ":"))
+
+
+def exchange(api_version, kind, name, *, payload=None, error=None, fields=None, masked_host=True):
+    """A get_resource exchange; `masked_host=False` answers like a host older than 1.33, which
+    ignores the masks and returns the whole object."""
+    fields = fields or (SECRET_FIELDS if kind == "Secret" else DITTOSERVER_FIELDS)
+    if error is None:
+        response = {"type": "Success", "payload": prune(payload, fields) if masked_host else payload}
+    else:
+        response = {"type": "Error", "message": error}
+    return {"type": "Exchange", "request": get_resource_request(api_version, kind, name, fields), "response": response}
 
 
 def access_exchange(*, allowed=True, error=None, user=ADMIN, name=SECRET_NAME):
@@ -99,9 +141,9 @@ def access_exchange(*, allowed=True, error=None, user=ADMIN, name=SECRET_NAME):
 ACCESS_OK = access_exchange()
 
 
-def secret_exchange(*, data=None, error=None, raw=None, name=SECRET_NAME):
+def secret_exchange(*, data=None, error=None, raw=None, name=SECRET_NAME, fields=None, masked_host=True):
     payload = raw if raw is not None else (secret_payload(data, name) if error is None else None)
-    return exchange("v1", "Secret", name, payload=payload, error=error)
+    return exchange("v1", "Secret", name, payload=payload, error=error, fields=fields, masked_host=masked_host)
 
 
 def not_found(api_version, kind, name):
@@ -187,7 +229,13 @@ def dittoserver_fixtures(sample):
         f"cannot get resource \"secrets\" in API group \"\" in the namespace \"{NAMESPACE}\""))])
     write_session("session-secret-api-error.yml", [ACCESS_OK, secret_exchange(error="etcdserver: request timed out")])
     write_session("session-secret-garbage.yml", [ACCESS_OK, secret_exchange(raw="{this is not json")])
-    write_session("session-secret-custom-keys.yml", [ACCESS_OK, secret_exchange(data={
+    write_session("session-secret-custom-keys-missing.yml", [ACCESS_OK, secret_exchange(fields=["data.id", "data.key", "data.url"], data=GOOD_DATA)])
+    # A key with a dot cannot be masked alone: the policy asks for the whole data.
+    request("dittoserver-dotted-key.json", variant({"credentialsSecretRef": dict(ref, endpointKey="s3.endpoint")}))
+    write_session("session-secret-dotted-key.yml", [ACCESS_OK, secret_exchange(fields=["data"], data={
+        "accessKeyId": GOOD_DATA["accessKeyId"], "secretAccessKey": GOOD_DATA["secretAccessKey"],
+        "s3.endpoint": b64("https://s3.cubbit.eu")})])
+    write_session("session-secret-custom-keys.yml", [ACCESS_OK, secret_exchange(fields=["data.id", "data.key", "data.url"], data={
         "id": b64(FAKE_ACCESS_KEY_ID), "key": b64(FAKE_SECRET_ACCESS_KEY), "url": b64("https://s3.acme.cubbit.eu")})])
     # An UPDATE that keeps the Secret and keys is not asked about its author's access.
     write_session("session-update-secret-found.yml", [secret_exchange(data=GOOD_DATA)])
@@ -198,7 +246,8 @@ def dittoserver_fixtures(sample):
         "ApiError: subjectaccessreviews.authorization.k8s.io is forbidden: User \"system:serviceaccount:kubewarden:policy-server-dittofs-s3\" "
         "cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope: Forbidden"))])
     write_session("session-access-serviceaccount.yml", [access_exchange(user=SERVICE_ACCOUNT), secret_exchange(data=GOOD_DATA)])
-    write_session("session-access-renamed-keys.yml", [access_exchange(), secret_exchange(data=dict(GOOD_DATA, password=GOOD_DATA["secretAccessKey"]))])
+    write_session("session-access-renamed-keys.yml", [access_exchange(), secret_exchange(
+        fields=["data.accessKeyId", "data.endpoint", "data.password"], data=dict(GOOD_DATA, password=GOOD_DATA["secretAccessKey"]))])
     write_json("dittoserver-create-by-serviceaccount.json", admission_request(
         "dittoserver-create-by-serviceaccount", DITTOSERVER_GVK, DITTOSERVER_GVR, copy.deepcopy(sample), user=SERVICE_ACCOUNT))
     audit = admission_request("dittoserver-audit-scan", DITTOSERVER_GVK, DITTOSERVER_GVR, copy.deepcopy(sample))
@@ -422,6 +471,14 @@ def workload_fixtures(sample):
     no_s3["spec"].pop("s3")
     rotated = dict(GOOD_DATA, secretAccessKey=b64(ROTATED_SECRET_ACCESS_KEY))
     write_session("session-workload-found.yml", [ditto_exchange, secret_exchange(data=GOOD_DATA)])
+    # A host older than 1.33 ignores the masks: whole objects, unrelated keys and a
+    # last-applied-configuration annotation included. The policy must decide the same.
+    noisy_secret = json.loads(secret_payload(dict(GOOD_DATA, notes=b64("unrelated"))))
+    noisy_secret["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET_NAME}, "data": {"notes": b64("unrelated")}})}
+    write_session("session-workload-found-unmasking-host.yml", [
+        exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=ditto_payload, masked_host=False),
+        exchange("v1", "Secret", SECRET_NAME, payload=json.dumps(noisy_secret, separators=(",", ":")), masked_host=False)])
     write_session("session-workload-rotated.yml", [ditto_exchange, secret_exchange(data=rotated)])
     write_session("session-workload-unrelated-key.yml", [ditto_exchange, secret_exchange(data=dict(GOOD_DATA, notes=b64("rotated by ops")))])
     write_session("session-workload-no-s3.yml", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(no_s3, separators=(",", ":")))])

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{CredentialsRef, S3Spec, compatibility, parse_s3};
 use crate::cluster::{Cluster, LookupError, ObjectRef, Requester};
-use crate::credentials::{ConsumedCredentials, SecretData, endpoint_finding};
+use crate::credentials::{ConsumedCredentials, SecretData, consumed_fields, endpoint_finding};
 use crate::decision::Decision;
 use crate::naming;
 use crate::settings::{SecretAccessCheck, SecretCheck, Settings};
@@ -192,7 +192,7 @@ fn check_secret(
             hard: false,
         }]
     };
-    let secret = match cluster.get(secret_ref) {
+    let secret = match cluster.get(secret_ref, &consumed_fields(&credentials.keys)) {
         Ok(secret) => secret,
         Err(LookupError::NotFound) => {
             return soft(format!(
@@ -756,5 +756,33 @@ mod tests {
                 .iter()
                 .all(|l| !l.starts_with("may "))
         );
+    }
+
+    #[test]
+    fn a_masking_host_and_an_older_one_give_the_same_reviews() {
+        let variants = [
+            good_data(),
+            json!({"accessKeyId": b64(FAKE_KEY), "unrelated": b64("x")}),
+            json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET),
+                   "endpoint": b64("http://minio.local")}),
+        ];
+        let restrict = settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]}));
+        for data in variants {
+            for settings in [Settings::default(), restrict.clone()] {
+                let whole = review_create(
+                    &with_ref(),
+                    NS,
+                    &settings,
+                    &cluster_with(Ok(secret(data.clone()))),
+                );
+                let pruned = review_create(
+                    &with_ref(),
+                    NS,
+                    &settings,
+                    &cluster_with(Ok(secret(data.clone()))).pruning(),
+                );
+                assert_eq!(whole, pruned, "{data}");
+            }
+        }
     }
 }

@@ -4,10 +4,18 @@
 //! warnings. Lookups are replayed from a session written for the cluster as it is at that step.
 //!
 //!     lifecycle-scenario TOOL MODULE [plain|renders-env]
+//!     lifecycle-scenario --policy-server URL CA_FILE API_DIR [plain|renders-env]
+//!     lifecycle-scenario settings
 //!
 //! `plain`: an operator build that writes no AWS env; `renders-env`: operator v0.4-v0.12, which
 //! render the same four variables themselves. Prints one `ok`/`not ok` line per step.
+//!
+//! With `--policy-server`, each step is posted to a running policy-server (URL, its CA) whose
+//! Kubernetes API is tools/fake-kube-api serving from API_DIR: the lookups of each step become
+//! the API's state instead of a replay session (see policy_server.rs). Its policies.yml must
+//! hold the deploy kit's policies with this scenario's settings, which `settings` prints.
 
+mod policy_server;
 mod tool;
 mod world;
 
@@ -17,7 +25,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use tool::{Outcome, Tool};
+use policy_server::PolicyServer;
+use tool::{Lookup, Outcome, Tool};
 use world::{
     Credentials, SecretAccess, World, admission_request, b64, dittoserver, pod_from, policy_state,
 };
@@ -137,8 +146,34 @@ fn injected(world: &World) -> (Vec<Value>, Value, Value) {
     )
 }
 
+/// Where a step's admission request is evaluated.
+enum Transport {
+    /// kwctl or the runner, lookups replayed from a session.
+    Tool(Tool),
+    /// The real policy-server, lookups answered by the fake Kubernetes API.
+    PolicyServer(PolicyServer),
+}
+
+impl Transport {
+    fn evaluate(&mut self, request: &Value, lookups: &[Lookup], settings: &Value) -> Result<Outcome> {
+        match self {
+            Self::Tool(tool) => tool.evaluate(request, lookups, settings),
+            Self::PolicyServer(server) => server.evaluate(request, lookups),
+        }
+    }
+
+    /// The text the policy quotes for an API server error with `message`: kwctl hands the
+    /// recorded text over as is; policy-server, kube-rs' rendering of the Status.
+    fn api_error_quote(&self, message: &str) -> String {
+        match self {
+            Self::Tool(_) => message.to_owned(),
+            Self::PolicyServer(_) => PolicyServer::api_error_quote(message),
+        }
+    }
+}
+
 struct Scenario {
-    tool: Tool,
+    tool: Transport,
     world: World,
     report: Report,
     settings: Value,
@@ -210,12 +245,20 @@ impl Scenario {
     }
 }
 
-fn play(program: PathBuf, module: PathBuf, operator_renders_env: bool) -> Result<Report> {
+fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
     let workdir = std::env::temp_dir().join(format!(
         "lifecycle-{}-{}",
         std::process::id(),
         operator_renders_env
     ));
+    let tool = match target {
+        Target::Tool { program, module } => {
+            Transport::Tool(Tool::new(program, module, workdir.clone())?)
+        }
+        Target::PolicyServer { url, ca, api_dir } => {
+            Transport::PolicyServer(PolicyServer::new(url, ca, api_dir, workdir.clone())?)
+        }
+    };
     let world = World {
         dittoserver: None,
         dittoserver_error: None,
@@ -225,7 +268,7 @@ fn play(program: PathBuf, module: PathBuf, operator_renders_env: bool) -> Result
         generation: 0,
     };
     let mut s = Scenario {
-        tool: Tool::new(program, module, workdir.clone())?,
+        tool,
         world,
         report: Report {
             steps: 0,
@@ -401,6 +444,10 @@ fn play(program: PathBuf, module: PathBuf, operator_renders_env: bool) -> Result
     s.world.secret_access = SecretAccess::Granted;
     s.world.dittoserver_error = Some("etcdserver: request timed out".to_owned());
     let restarted = s.restarted("2026-11-30T03:00:00Z");
+    let quoted = format!(
+        "lookup failed ({}",
+        s.tool.api_error_quote("etcdserver: request timed out")
+    );
     s.update_statefulset(
         "API timeout on the DittoServer: one line quoted, nothing rolls",
         restarted,
@@ -408,7 +455,7 @@ fn play(program: PathBuf, module: PathBuf, operator_renders_env: bool) -> Result
             state: Some(kept),
             warnings: vec![(
                 "kept the S3 env and hash of the previous revision",
-                "lookup failed (etcdserver: request timed out)",
+                &quoted,
             )],
             ..quiet()
         },
@@ -502,23 +549,56 @@ fn play(program: PathBuf, module: PathBuf, operator_renders_env: bool) -> Result
         },
     );
 
+    if let Transport::PolicyServer(server) = &s.tool {
+        server.finish()?;
+        println!(
+            "# waited {:.1} s for policy-server's 5 s lookup cache to expire",
+            server.waited
+        );
+    }
     let _ = std::fs::remove_dir_all(&workdir);
     Ok(s.report)
 }
 
+enum Target {
+    Tool { program: PathBuf, module: PathBuf },
+    PolicyServer { url: String, ca: PathBuf, api_dir: PathBuf },
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (program, module, flavour) = match args.as_slice() {
-        [program, module] => (program, module, "plain"),
-        [program, module, flavour] => (program, module, flavour.as_str()),
-        _ => bail!("usage: lifecycle-scenario TOOL MODULE [plain|renders-env]"),
+    let server = |url: &String, ca: &String, api_dir: &String| Target::PolicyServer {
+        url: url.clone(),
+        ca: PathBuf::from(ca),
+        api_dir: PathBuf::from(api_dir),
+    };
+    let tool = |program: &String, module: &String| Target::Tool {
+        program: PathBuf::from(program),
+        module: PathBuf::from(module),
+    };
+    let (target, flavour) = match args.as_slice() {
+        [settings] if settings == "settings" => {
+            println!("{SETTINGS}");
+            return Ok(());
+        }
+        [flag, url, ca, api_dir] if flag == "--policy-server" => (server(url, ca, api_dir), "plain"),
+        [flag, url, ca, api_dir, flavour] if flag == "--policy-server" => {
+            (server(url, ca, api_dir), flavour.as_str())
+        }
+        [program, module] => (tool(program, module), "plain"),
+        [program, module, flavour] => (tool(program, module), flavour.as_str()),
+        _ => bail!(
+            "usage: lifecycle-scenario TOOL MODULE [plain|renders-env]\n       \
+             lifecycle-scenario --policy-server URL CA_FILE API_DIR [plain|renders-env]\n       \
+             lifecycle-scenario settings"
+        ),
     };
     let renders_env = match flavour {
         "plain" => false,
         "renders-env" => true,
         other => bail!("unknown operator flavour '{other}' (plain or renders-env)"),
     };
-    let report = play(PathBuf::from(program), PathBuf::from(module), renders_env)?;
+    let report = play(target, renders_env)?;
     println!(
         "{} passed, {} failed",
         report.steps - report.failures,

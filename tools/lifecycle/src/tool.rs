@@ -16,6 +16,8 @@ pub enum Lookup {
         kind: &'static str,
         namespace: String,
         name: String,
+        /// The field masks the policy sends, sorted.
+        fields: &'static [&'static str],
         answer: Result<Value, String>,
     },
     /// `kubernetes/can_i` for `get` on a Secret: the SubjectAccessReview status, or an error text.
@@ -145,12 +147,15 @@ fn session(lookups: &[Lookup]) -> Result<String> {
         .iter()
         .map(|lookup| {
             let (request, answer) = match lookup {
-                Lookup::Get { api_version, kind, namespace, name, answer } => (
-                    format!(
-                        "!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\nname: {name}\nnamespace: {namespace}\ndisable_cache: false\n"
-                    ),
-                    answer,
-                ),
+                Lookup::Get { api_version, kind, namespace, name, fields, answer } => {
+                    let masks: String = fields.iter().map(|field| format!("- {field}\n")).collect();
+                    (
+                        format!(
+                            "!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\nname: {name}\nnamespace: {namespace}\ndisable_cache: false\nfield_masks:\n{masks}"
+                        ),
+                        answer,
+                    )
+                }
                 Lookup::MayGetSecret { user, groups, namespace, name, answer } => {
                     let groups: String = groups.iter().map(|group| format!("  - {group}\n")).collect();
                     (
