@@ -1,26 +1,34 @@
 //! Shared by the fuzz targets: a cluster whose answers come from the fuzz input, and the
 //! fake values no decision may carry.
 
-use dittofs_s3_policy::cluster::{Cluster, LookupError, ObjectRef};
+use dittofs_s3_policy::cluster::{Cluster, LookupError, ObjectRef, Requester};
 use dittofs_s3_policy::decision::Decision;
 use serde_json::Value;
 
 pub const FAKE_KEY: &str = "FUZZ-FAKE-ACCESS-KEY";
 pub const FAKE_SECRET: &str = "FUZZ-FAKE-SECRET-KEY";
 
-/// Answers DittoServer and Secret lookups with the given results.
+/// Answers DittoServer and Secret lookups with the given results; every author may read.
 pub struct ScriptedCluster {
     pub ditto_server: Result<Value, LookupError>,
     pub secret: Result<Value, LookupError>,
 }
 
 impl Cluster for ScriptedCluster {
-    fn get(&self, object: ObjectRef<'_>) -> Result<Value, LookupError> {
+    fn get(&self, object: ObjectRef<'_>, _fields: &[String]) -> Result<Value, LookupError> {
         if object.kind == "Secret" {
             self.secret.clone()
         } else {
             self.ditto_server.clone()
         }
+    }
+
+    fn may_get(
+        &self,
+        _requester: &Requester<'_>,
+        _secret: ObjectRef<'_>,
+    ) -> Result<bool, LookupError> {
+        Ok(true)
     }
 }
 
