@@ -155,7 +155,12 @@ enum Transport {
 }
 
 impl Transport {
-    fn evaluate(&mut self, request: &Value, lookups: &[Lookup], settings: &Value) -> Result<Outcome> {
+    fn evaluate(
+        &mut self,
+        request: &Value,
+        lookups: &[Lookup],
+        settings: &Value,
+    ) -> Result<Outcome> {
         match self {
             Self::Tool(tool) => tool.evaluate(request, lookups, settings),
             Self::PolicyServer(server) => server.evaluate(request, lookups),
@@ -453,10 +458,7 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         restarted,
         Expect {
             state: Some(kept),
-            warnings: vec![(
-                "kept the S3 env and hash of the previous revision",
-                &quoted,
-            )],
+            warnings: vec![("kept the S3 env and hash of the previous revision", &quoted)],
             ..quiet()
         },
     );
@@ -561,8 +563,15 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
 }
 
 enum Target {
-    Tool { program: PathBuf, module: PathBuf },
-    PolicyServer { url: String, ca: PathBuf, api_dir: PathBuf },
+    Tool {
+        program: PathBuf,
+        module: PathBuf,
+    },
+    PolicyServer {
+        url: String,
+        ca: PathBuf,
+        api_dir: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -581,7 +590,9 @@ fn main() -> Result<()> {
             println!("{SETTINGS}");
             return Ok(());
         }
-        [flag, url, ca, api_dir] if flag == "--policy-server" => (server(url, ca, api_dir), "plain"),
+        [flag, url, ca, api_dir] if flag == "--policy-server" => {
+            (server(url, ca, api_dir), "plain")
+        }
         [flag, url, ca, api_dir, flavour] if flag == "--policy-server" => {
             (server(url, ca, api_dir), flavour.as_str())
         }

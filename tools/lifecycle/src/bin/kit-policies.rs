@@ -118,6 +118,9 @@ fn main() -> Result<()> {
     if policies.is_empty() {
         bail!("no ClusterAdmissionPolicy or AdmissionPolicy in {dir}");
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Object(policies))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Value::Object(policies))?
+    );
     Ok(())
 }
