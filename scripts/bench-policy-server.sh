@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Load test through the real policy-server (issue 16): the annotated policy and the floor module
+# (tools/floor-policy, annotated here) served by the same policy-server in the same run, over
+# HTTPS on loopback, with tools/fake-kube-api as the Kubernetes API. Prints p50/p99 latency and
+# throughput per scenario, as ratios to the floor on the same request, checks the budgets, and
+# samples policy-server's RSS over 10,000 requests. Stops by itself; every server it starts is
+# stopped on exit.
+#
+#   POLICY_SERVER=… ANNOTATE=kwctl|policy-runner scripts/bench-policy-server.sh
+#   REQUESTS (per run, 2000), CONCURRENCY (4), ROUNDS (5), MEMORY_REQUESTS (10000)
+#
+# Client: ApacheBench (`ab`, Debian's apache2-utils), C, one event loop, keep-alive. Why it is not
+# the bottleneck is measured, not assumed: its own CPU time per run is printed beside the
+# server's, and the same client against the same server on a path that evaluates nothing
+# (an unknown policy id, answered 404 after the same TLS and HTTP work) shows its ceiling.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+POLICY_SERVER=${POLICY_SERVER:-../shared/tools/policy-server/policy-server}
+ANNOTATE=${ANNOTATE:-target/tool/policy-runner}
+REQUESTS=${REQUESTS:-2000}
+CONCURRENCY=${CONCURRENCY:-4}
+ROUNDS=${ROUNDS:-5}
+MEMORY_REQUESTS=${MEMORY_REQUESTS:-10000}
+POLICY=${POLICY:-annotated-policy.wasm}
+FLOOR=${FLOOR:-target/floor-policy.wasm}
+
+# shellcheck source=scripts/policy-server.bash
+source scripts/policy-server.bash
+dir=$(mktemp -d)
+cleanup() {
+  stop_policy_server "$dir"
+  stop_fake_api "$dir"
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# The floor, annotated as policy-server requires (no README, no lookups, validating only).
+cat >"$dir/floor-metadata.yml" <<'YAML'
+rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    resources: ["pods"]
+    operations: ["CREATE"]
+mutating: false
+executionMode: kubewarden-wapc
+backgroundAudit: true
+annotations:
+  io.kubewarden.policy.title: floor-policy
+  io.kubewarden.policy.version: 0.0.0
+  io.kubewarden.policy.description: The benchmark floor, parses the request and accepts
+  io.kubewarden.policy.author: DittoFS S3 policy maintainers <dittofs-s3-policy@dittofs.io>
+YAML
+"$ANNOTATE" annotate -m "$dir/floor-metadata.yml" -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
+  { cat "$dir/annotate.log" >&2; exit 1; }
+
+# The cluster: the DittoServer and Secret of test_data/pod-create.json, fake credentials.
+b64() { printf %s "$1" | base64 -w0; }
+jq -n --arg ak "$(b64 FAKE-ACCESS-KEY-ID-0000)" --arg sk "$(b64 FAKE-SECRET-ACCESS-KEY-DO-NOT-USE)" \
+  --arg ep "$(b64 https://s3.cubbit.eu)" '{objects: {
+    "/apis/dittofs.dittofs.com/v1alpha1/namespaces/dittofs-system/dittoservers/dittofs-s3-sample":
+      {apiVersion: "dittofs.dittofs.com/v1alpha1", kind: "DittoServer",
+       metadata: {name: "dittofs-s3-sample", namespace: "dittofs-system"},
+       spec: {s3: {credentialsSecretRef: {secretName: "dittofs-s3-credentials"}, region: "eu-west-1", bucket: "dittofs-data"}}},
+    "/api/v1/namespaces/dittofs-system/secrets/dittofs-s3-credentials":
+      {apiVersion: "v1", kind: "Secret", metadata: {name: "dittofs-s3-credentials", namespace: "dittofs-system"},
+       data: {accessKeyId: $ak, secretAccessKey: $sk, endpoint: $ep}}}}' >"$dir/api-state.json"
+
+ps_certificates "$dir"
+start_fake_api "$dir"
+target/tool/kit-policies deploy "file://$(realpath "$POLICY")" |
+  jq --arg floor "file://$dir/floor.wasm" '. + {floor: {namespacedName: {Namespace: "", Name: "floor"},
+    module: $floor, policyMode: "protect", allowedToMutate: false, settings: {}, hostCapabilities: ["*"]}}' \
+    >"$dir/policies.yml"
+# Info level, as deployed: debug logging would be part of what is measured.
+start_policy_server "$dir" "$dir/policies.yml"
+pid=$(<"$dir/policy-server.pid")
+echo "policy-server: $("$POLICY_SERVER" --version | head -n 1), $(nproc) CPUs, default workers; client: $(ab -V | head -n 1)"
+echo "module: $POLICY ($(stat -c %s "$POLICY") bytes); floor: $FLOOR, annotated ($(stat -c %s "$dir/floor.wasm") bytes)"
+
+for name in pod-create pod-create-not-dittofs pod-create-injected; do
+  jq -c '{apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: .}' "test_data/$name.json" >"$dir/$name.review"
+done
+
+TIMEFORMAT='%R %U %S' # bash's `time`: wall, user and system seconds of the client
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# load POLICY_ID REVIEW N: one ab run; prints "p50_ms p99_ms rps ab_cpu_s server_cpu_s wall_s".
+load() {
+  local policy=$1 review=$2 n=$3 before after
+  before=$(cpu_ticks "$pid")
+  { time ab -q -k -n "$n" -c "$CONCURRENCY" -T application/json -p "$dir/$review" \
+      -e "$dir/percentiles.csv" "$PS_URL/validate/$policy" >"$dir/ab.out" 2>"$dir/ab.err"; } 2>"$dir/time.out" ||
+    { cat "$dir/ab.err" "$dir/ab.out" >&2; return 1; }
+  after=$(cpu_ticks "$pid")
+  if ! grep -q '^Failed requests: *0$' "$dir/ab.out" || grep -q '^Non-2xx responses' "$dir/ab.out"; then
+    echo "errors in the run against $policy:" >&2
+    cat "$dir/ab.out" >&2
+    return 1
+  fi
+  local p50 p99 rps
+  p50=$(awk -F, '$1 == 50 { print $2 }' "$dir/percentiles.csv")
+  p99=$(awk -F, '$1 == 99 { print $2 }' "$dir/percentiles.csv")
+  rps=$(awk '/^Requests per second:/ { print $4 }' "$dir/ab.out")
+  read -r wall user sys <"$dir/time.out"
+  echo "$p50 $p99 $rps $(jq -n "$user + $sys") $(jq -n "($after - $before) / $(getconf CLK_TCK)") $wall"
+}
+
+# check POLICY_ID REQUEST JQ: one review of test_data/REQUEST.json by curl, its response must
+# satisfy JQ.
+check() {
+  post_review "$dir" "test_data/$2.json" "$1" validate
+  jq -e ".response | $3" "$dir/response.json" >/dev/null ||
+    { echo "unexpected response from $1: $(<"$dir/response.json")" >&2; return 1; }
+}
+
+check clusterwide-dittofs-s3-inject pod-create '.allowed and .patch != null and .warnings == null'
+check clusterwide-dittofs-s3-inject pod-create-not-dittofs '.allowed and .patch == null and .warnings == null'
+check clusterwide-dittofs-s3-inject pod-create-injected '.allowed and .patch == null and .warnings == null'
+check floor pod-create '.allowed and .patch == null'
+
+# Warm-up: every policy's first instances, the TLS sessions, the lookup cache.
+for id in floor clusterwide-dittofs-s3-inject; do
+  load "$id" pod-create.review 500 >/dev/null
+  load "$id" pod-create-not-dittofs.review 500 >/dev/null
+done
+
+# The client's ceiling: policy-server answers an unknown policy id with 404 after the same TLS
+# and HTTP work, evaluating nothing (ab counts the 404s as non-2xx, so read its own figures).
+{ time ab -q -k -n "$REQUESTS" -c "$CONCURRENCY" -T application/json -p "$dir/pod-create.review" \
+    "$PS_URL/validate/no-such-policy" >"$dir/ab.out" 2>&1; } 2>"$dir/time.out" || true
+ceiling=$(awk '/^Requests per second:/ { print $4 }' "$dir/ab.out")
+read -r ceiling_wall ceiling_user ceiling_sys <"$dir/time.out"
+
+# Scenarios, interleaved over ROUNDS so that load from other processes on the machine hits
+# the policy and its floor alike; each figure is the median over the rounds.
+declare -A runs
+# The third, without a budget, splits the inject path: the same two cached lookups, no patch.
+scenarios=("fast|pod-create-not-dittofs.review" "inject|pod-create.review" "injected|pod-create-injected.review")
+for round in $(seq "$ROUNDS"); do
+  for scenario in "${scenarios[@]}"; do
+    IFS='|' read -r name review <<<"$scenario"
+    runs[$name-floor]+="$(load floor "$review" "$REQUESTS")"$'\n'
+    runs[$name-policy]+="$(load clusterwide-dittofs-s3-inject "$review" "$REQUESTS")"$'\n'
+  done
+done
+
+# median COLUMN <<< rows
+median() { awk -v c="$1" 'NF { print $c }' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+missed=0
+verdict() { if jq -e -n "$2" >/dev/null; then echo "PASS  $1"; else echo "MISS  $1"; missed=1; fi; }
+echo
+echo "$REQUESTS requests per run, $CONCURRENCY concurrent clients, median of $ROUNDS interleaved rounds:"
+printf '%-44s %9s %9s %9s %9s %9s %9s %7s %7s\n' scenario "p50 ms" "floor" "p99 ms" "floor" "req/s" "floor" "ab cpu" "server"
+declare -A ratio
+for scenario in "${scenarios[@]}"; do
+  IFS='|' read -r name _ <<<"$scenario"
+  case $name in
+    fast) label="fast path: non-DittoFS pod (no lookup)" ;;
+    inject) label="inject path: DittoFS Pod, lookups cached" ;;
+    injected) label="(split) injected Pod: lookups, no patch" ;;
+  esac
+  p=${runs[$name-policy]}
+  f=${runs[$name-floor]}
+  p50=$(median 1 <<<"$p"); f50=$(median 1 <<<"$f")
+  p99=$(median 2 <<<"$p"); f99=$(median 2 <<<"$f")
+  rps=$(median 3 <<<"$p"); frps=$(median 3 <<<"$f")
+  ab_share=$(awk 'NF { c += $4; w += $6 } END { printf "%.0f%%", 100 * c / w }' <<<"$p")
+  server_share=$(awk 'NF { c += $5; w += $6 } END { printf "%.0f%%", 100 * c / w }' <<<"$p")
+  printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f %7s %7s\n' "$label" "$p50" "$f50" "$p99" "$f99" "$rps" "$frps" "$ab_share" "$server_share"
+  ratio[$name-p50]=$(jq -n "$p50 / $f50")
+  ratio[$name-p99]=$(jq -n "$p99 / $f99")
+  ratio[$name-rps]=$(jq -n "$rps / $frps")
+  printf '%-44s %9s %9.2fx %9s %9.2fx %9s %8.2fx\n' "  ratio to the floor" "" "${ratio[$name-p50]}" "" "${ratio[$name-p99]}" "" "${ratio[$name-rps]}"
+done
+printf 'client ceiling (same TLS and HTTP, no evaluation): %.0f req/s; ab used %.0f%% of one CPU there\n' \
+  "$ceiling" "$(jq -n "100 * ($ceiling_user + $ceiling_sys) / $ceiling_wall")"
+
+# Memory: RSS after each tenth of MEMORY_REQUESTS requests on the inject path.
+echo
+step=$((MEMORY_REQUESTS / 10))
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
+samples=()
+for _ in $(seq 10); do
+  load clusterwide-dittofs-s3-inject pod-create.review "$step" >/dev/null
+  samples+=("$(rss)")
+done
+echo "policy-server RSS (KiB) after each $step of $MEMORY_REQUESTS inject-path requests: ${samples[*]}"
+first_half=$(printf '%s\n' "${samples[@]:1:4}" | sort -n | tail -n 1)
+second_half=$(printf '%s\n' "${samples[@]:5:5}" | sort -n | tail -n 1)
+
+# Nothing went wrong on the way: no error in policy-server's log, still the same answers.
+check clusterwide-dittofs-s3-inject pod-create '.allowed and .patch != null and .warnings == null'
+errors=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/policy-server.log" | grep -c -E '^[^ ]+ +ERROR' || true)
+
+echo
+verdict "fast path p50 <= 1.1x floor: $(printf %.2f "${ratio[fast-p50]}")x" "${ratio[fast-p50]} <= 1.1"
+verdict "fast path p99 <= 1.1x floor: $(printf %.2f "${ratio[fast-p99]}")x" "${ratio[fast-p99]} <= 1.1"
+verdict "inject path p50 <= 1.5x floor: $(printf %.2f "${ratio[inject-p50]}")x" "${ratio[inject-p50]} <= 1.5"
+verdict "inject path p99 <= 1.5x floor: $(printf %.2f "${ratio[inject-p99]}")x" "${ratio[inject-p99]} <= 1.5"
+verdict "no failed request, no non-2xx answer, no ERROR in policy-server's log: $errors errors" "$errors == 0"
+# Flat: the highest RSS of the last five tenths within 2 MiB of the highest of tenths 2-5 (the
+# first tenth still warms up).
+verdict "memory flat over $MEMORY_REQUESTS requests: max RSS $((first_half / 1024)) MiB (tenths 2-5), $((second_half / 1024)) MiB (6-10)" \
+  "$second_half - $first_half <= 2048"
+exit "$missed"
