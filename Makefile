@@ -19,6 +19,11 @@ $(RUNNER): $(RUNNER_SOURCES)
 .PHONY: runner
 runner: $(RUNNER)
 
+# Plays the life of a DittoFS server through a kwctl-compatible tool (e2e.bats runs it).
+LIFECYCLE := target/tool/lifecycle-scenario
+$(LIFECYCLE): $(shell find tools/lifecycle/src -name '*.rs') tools/lifecycle/Cargo.toml Cargo.lock
+	cargo build --locked -p lifecycle-scenario --profile tool
+
 annotated-policy.wasm: policy.wasm metadata.yml README.md $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 
@@ -54,11 +59,17 @@ demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.lock
 	scripts/build-wasm.sh floor-policy target/floor-policy.wasm
 
-# Benchmarks against the floor module and checks the budgets (see README, Performance).
+# Benchmarks against the floor module and checks the budgets (see README, Performance): on the
+# runner, then under load through the real policy-server. Both run; bench fails if either missed.
 .PHONY: bench
-bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER)
-	scripts/ensure-tools.sh jq python3
-	RUNNER=$(RUNNER) scripts/bench.sh
+bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER) $(LIFECYCLE)
+	scripts/ensure-tools.sh jq python3 curl openssl ab:apache2-utils
+	@test -n "$(POLICY_SERVER)" || { echo "policy-server not found (../shared/tools/policy-server/policy-server or PATH)" >&2; exit 1; }
+	@status=0; \
+	RUNNER=$(RUNNER) scripts/bench.sh || status=1; \
+	echo; echo "== under load through $(POLICY_SERVER)"; \
+	POLICY_SERVER=$(POLICY_SERVER) ANNOTATE=$(or $(REAL_KWCTL),$(RUNNER)) scripts/bench-policy-server.sh || status=1; \
+	exit $$status
 
 .PHONY: fmt
 fmt:
@@ -95,7 +106,7 @@ target/kwctl-annotated-policy.wasm: policy.wasm metadata.yml README.md
 # with a backtrace (kwctl's real one, the runner's short stand-in). Every pass runs; the target
 # fails if any did.
 .PHONY: e2e-tests
-e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(if $(REAL_KWCTL),target/kwctl-annotated-policy.wasm) annotated-policy.wasm
+e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(LIFECYCLE) $(if $(REAL_KWCTL),target/kwctl-annotated-policy.wasm) annotated-policy.wasm
 	scripts/ensure-tools.sh bats jq curl python3 openssl docker-registry htpasswd:apache2-utils
 	@failed=; \
 	echo "== e2e.bats under policy-runner ($(RUNNER)), module target/runner-annotated-policy.wasm"; \
@@ -112,15 +123,30 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(if $(REAL_KWCTL),targ
 	RUNNER=$(RUNNER) bats e2e-registry.bats || failed="$$failed e2e-registry.bats"; \
 	if [ -n "$$failed" ]; then echo "== failed:$$failed"; exit 1; fi
 
+# The real policy-server for e2e-policy-server and the load test in bench: the build beside the
+# repository (../shared/tools/policy-server/policy-server), else `policy-server` on PATH.
+POLICY_SERVER ?= $(firstword $(wildcard ../shared/tools/policy-server/policy-server) $(shell command -v policy-server 2>/dev/null))
+# The module it loads: annotated by kwctl when kwctl is there, as the release job does.
+PS_MODULE = $(if $(REAL_KWCTL),target/kwctl-annotated-policy.wasm,annotated-policy.wasm)
+
+# The policy inside the real policy-server, over HTTPS, with a stand-in Kubernetes API
+# (e2e-policy-server.bats; README, Testing against the real policy-server). No fallback: without
+# policy-server the target fails.
+.PHONY: e2e-policy-server
+e2e-policy-server: $(PS_MODULE) $(LIFECYCLE)
+	@test -n "$(POLICY_SERVER)" || { echo "policy-server not found (../shared/tools/policy-server/policy-server or PATH)" >&2; exit 1; }
+	scripts/ensure-tools.sh bats jq curl python3 openssl
+	POLICY_SERVER=$(POLICY_SERVER) MODULE=$(PS_MODULE) bats e2e-policy-server.bats
+
 # A bounded fuzzing run of every target (FUZZ_SECONDS each, default 60); see README, Fuzzing.
 .PHONY: fuzz
 fuzz:
 	scripts/fuzz.sh
 
-# Every check: formatting, lints, unit tests, end-to-end tests through the compiled module,
-# and a bounded fuzzing run.
+# Every check: formatting, lints, unit tests, end-to-end tests through the compiled module
+# (kwctl or the runner, then the real policy-server), and a bounded fuzzing run.
 .PHONY: test
-test: fmt lint unit-tests e2e-tests fuzz
+test: fmt lint unit-tests e2e-tests e2e-policy-server fuzz
 
 .PHONY: clean
 clean:
