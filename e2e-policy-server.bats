@@ -49,6 +49,18 @@ setup() {
   NS=t$BATS_TEST_NUMBER
 }
 
+# Background work a test starts (clients, the lifecycle runs) is listed in $BATS_TEST_TMPDIR/bg
+# and stopped here if the test ended before it did.
+background() {
+  echo "$1" >>"$BATS_TEST_TMPDIR/bg"
+}
+
+teardown() {
+  [[ -f $BATS_TEST_TMPDIR/bg ]] || return 0
+  local pid
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$BATS_TEST_TMPDIR/bg"
+}
+
 # --- The cluster: objects, requests, responses ------------------------------------------------
 
 # Fake credentials; no response and no log line may carry any of them, raw or base64-encoded.
@@ -329,7 +341,7 @@ policy_server_log_since() {
 # --- Slow answers and the evaluation limit -------------------------------------------------------
 
 @test "a slow answer within the limit (1 s of the inject policy's 5 s): the normal verdict" {
-  cluster '.delay = 1'
+  cluster '.delays = {($ds): 1, ($secret): 1}'
   review "$(request pod-create.json)" clusterwide-dittofs-s3-inject
   assert_patch expected-patch-pod-create.json
   # Two lookups, one second each.
@@ -337,7 +349,7 @@ policy_server_log_since() {
 }
 
 @test "an answer slower than the 2 s limit: policy-server answers 500 once the lookup returns (not at 2 s)" {
-  cluster '.delay = 2.5'
+  cluster '.delays = {($ds): 2.5, ($secret): 2.5}'
   review "$(request pod-create.json)" default-timeout
   assert_response "{\"uid\": \"$NS-pod-create\", \"allowed\": false, \"auditAnnotations\": null, \"warnings\": null,
     \"status\": {\"message\": \"Policy execution interrupted because it exceeded the allowed execution time\", \"code\": 500}}"
@@ -346,20 +358,22 @@ policy_server_log_since() {
 }
 
 @test "drift policy (monitor, 3 s limit) with an API slower than its limit: /validate still allows" {
-  cluster '.delay = 3.2'
+  # Two lookups of 1.6 s each: 3.2 s.
+  cluster '.delays = {($ds): 1.6, ($secret): 1.6}'
   review "$(request pod-create-injected.json)" clusterwide-dittofs-s3-drift
   assert_response "{\"uid\": \"$NS-pod-create-injected\", \"allowed\": true, \"auditAnnotations\": null, \"warnings\": null}"
 }
 
 @test "a slow API holds policy-server's workers: a Pod that needs no lookup waits behind two slow ones" {
   # Two lookups of 2 s each: 4 s, within the inject policy's 5 s.
-  cluster '.delay = 2'
+  cluster '.delays = {($ds): 2, ($secret): 2}'
   local slow
   slow=$(request pod-create.json)
   for i in 1 2; do
     curl -sS --max-time 30 --cacert "$DIR/ca.pem" -H 'Content-Type: application/json' -o "$BATS_TEST_TMPDIR/slow-$i.json" \
       --data-binary "$(jq -c '{apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: .}' "$slow")" \
       "$PS_URL/validate/clusterwide-dittofs-s3-inject" 3>&- &
+    background $!
   done
   sleep 0.5
   review "$(request pod-create-not-dittofs.json)" clusterwide-dittofs-s3-inject
@@ -396,6 +410,7 @@ policy_server_log_since() {
     done
   ) >"$BATS_TEST_TMPDIR/during-restart" 3>&- &
   local loop=$!
+  background "$loop"
   sleep 0.5
   start_fake_api "$DIR" "$port"
   wait "$loop"
@@ -450,6 +465,7 @@ policy_server_log_since() {
     start_policy_server "$dir" "$dir/policies.yml" --log-level debug --workers 2
     "$LIFECYCLE" --policy-server "$PS_URL" "$dir/ca.pem" "$dir" "$flavour" >"$dir/scenario.out" 2>&1 3>&- &
     pids+=($!)
+    background $!
   done
   local failed=0
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done

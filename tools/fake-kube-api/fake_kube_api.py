@@ -18,6 +18,7 @@ the cluster by rewriting it (write a temporary file, then rename it over STATE.j
       "accessReviews": [{"user": "...", "namespace": "...", "name": "...",
                          "status": {"allowed": false, "reason": "..."}}],
       "accessReviewDefault": {"allowed": true, "reason": "..."},
+      "delays":    {"PATH": seconds before answering it as usual},
       "delay": seconds before every answer
     }
 
@@ -178,7 +179,7 @@ def handler(api):
             fault = faults.get(url.path) or faults.get("*") or {}
             api.record({"t": arrived, "method": method, "path": url.path, "query": url.query,
                         "body": body, "status": code})
-            delay = float(fault.get("delay", state.get("delay", 0)))
+            delay = float(fault.get("delay", state.get("delays", {}).get(url.path, state.get("delay", 0))))
             if delay:
                 time.sleep(delay)
             if fault.get("close"):
