@@ -60,5 +60,15 @@ case "$toolchain" in
     ;;
   *) echo "unknown WASM_TOOLCHAIN '$toolchain' (rustup or debian)" >&2; exit 2 ;;
 esac
-cp "$target_dir/$target/release/${package//-/_}.wasm" "$output"
+built="$target_dir/$target/release/${package//-/_}.wasm"
+# Binaryen's size optimiser takes about a fifth off what rustc leaves (smaller modules also
+# instantiate faster, and policy-server instantiates one per request). Only features every
+# Kubewarden runtime supports are enabled. WASM_OPT=0 skips it.
+if [[ ${WASM_OPT:-1} != 0 ]]; then
+  scripts/ensure-tools.sh wasm-opt:binaryen
+  wasm-opt -Oz --strip-debug --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int "$built" -o "$output"
+else
+  cp "$built" "$output"
+fi
 echo "$output: $(stat -c %s "$output") bytes (built with the $toolchain toolchain)" >&2
