@@ -18,10 +18,12 @@ samples=(
   "DittoServer with region and bucket but no credentialsSecretRef|dittoserver-region-bucket-without-ref.json|session-empty.yml|{}"
   "Operator's StatefulSet CREATE: env and hash injected into the pod template|statefulset-create.json|session-workload-found.yml|{}"
   "StatefulSet UPDATE after a Secret rotation: new hash, pods roll|statefulset-update-injected.json|session-workload-rotated.yml|{}"
-  "StatefulSet UPDATE, DittoServer unreadable: env and hash carried over|statefulset-update-reconciled.json|session-workload-ditto-missing.yml|{}"
+  "StatefulSet UPDATE, DittoServer unreadable: the previous env and hash are kept|statefulset-update-reconciled.json|session-workload-ditto-missing.yml|{}"
   "DittoFS Pod CREATE: env and hash injected|pod-create.json|session-workload-found.yml|{}"
   "DittoFS Pod CREATE, Secret missing: env only|pod-create.json|session-workload-secret-missing.yml|{}"
   "DittoFS Pod with a conflicting AWS_REGION (onEnvConflict: reject)|pod-create-conflict.json|session-workload-found.yml|{}"
+  "Sample DittoServer written by a user who may not read its Secret (secretAccessCheck: reject)|dittoserver-sample-create.json|session-access-refused.yml|{}"
+  "DittoFS Pod CREATE, the Secret's endpoint is outside allowedEndpointHosts|pod-create.json|session-workload-found.yml|{\"allowedEndpointHosts\":[\"*.example.com\"]}"
   "Non-DittoFS Pod: untouched, no lookup|pod-create-not-dittofs.json|session-empty.yml|{}"
   "verify mode: Pod injected before a Secret rotation|pod-create-injected.json|session-workload-rotated.yml|{\"workloads\":\"verify\"}"
 )

@@ -314,8 +314,8 @@ pub fn inject(
         Ok(hash) => Some(hash),
         Err(SecretProblem::Endpoint(finding)) => {
             return Decision::reject(format!(
-                "{}: S3 credentials are not wired to an endpoint that breaks the endpoint rules: \
-                 {finding}",
+                "{}: its S3 credentials would be sent to an endpoint that breaks the endpoint \
+                 rules: {finding}",
                 request.describe()
             ));
         }
