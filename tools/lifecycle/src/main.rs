@@ -167,11 +167,12 @@ impl Transport {
         }
     }
 
-    /// The text the policy quotes for an API server error with `message`: kwctl hands the
-    /// recorded text over as is; policy-server, kube-rs' rendering of the Status.
+    /// What the policy quotes for an API server error with `message`, up to where the quote is
+    /// certain: kwctl hands the recorded text over as is (the whole quote, closed); policy-server,
+    /// kube-rs' rendering of the Status, which the 100-character cap may cut.
     fn api_error_quote(&self, message: &str) -> String {
         match self {
-            Self::Tool(_) => message.to_owned(),
+            Self::Tool(_) => format!("{message})"),
             Self::PolicyServer(_) => PolicyServer::api_error_quote(message),
         }
     }
