@@ -662,6 +662,14 @@ session_with_secret_name() {
   assert_no_warnings
 }
 
+@test "a failing tracing/log host call does not turn a rejection into a 500" {
+  # Only the runner can make the host's log call fail (POLICY_RUNNER_FAIL_LOG_CALLS, a test hook);
+  # a real host's fails on an event it cannot read. The policy logs every rejection.
+  [[ $("$KWCTL" --version 2>/dev/null) == policy-runner* ]] || skip "only the runner can make log calls fail"
+  POLICY_RUNNER_FAIL_LOG_CALLS=1 evaluate dittoserver-bad-region.json session-empty.yml
+  assert_rejected_with 'DittoServer "dittofs-s3-sample" is invalid: spec.s3.region'
+}
+
 # --- Least data: the host is asked only for the fields the policy reads ----------------------------
 
 @test "masks: the Secret's consumed entries and the DittoServer's spec.s3 are all the policy asks for" {

@@ -16,6 +16,8 @@ pub struct Host {
     granted: Vec<ContextAwareResource>,
     replay: Mutex<Replay>,
     backtrace: bool,
+    /// Every `tracing/log` call fails (POLICY_RUNNER_FAIL_LOG_CALLS=1, a test hook).
+    fail_log_calls: bool,
 }
 
 /// Whether anyhow would capture a backtrace in kwctl: `RUST_LIB_BACKTRACE` decides when set,
@@ -51,6 +53,7 @@ impl Host {
             granted,
             replay: Mutex::new(replay),
             backtrace: backtrace_requested(),
+            fail_log_calls: std::env::var_os("POLICY_RUNNER_FAIL_LOG_CALLS").is_some_and(|v| v == "1"),
         }
     }
 
@@ -69,6 +72,11 @@ impl Host {
         payload: &[u8],
     ) -> HostResult {
         match (binding, namespace, operation) {
+            // A test hook: policy-evaluator's log callback fails on an event it cannot read, and
+            // a policy must survive that; this makes every log call fail so tests can show it.
+            ("kubewarden", "tracing", "log") if self.fail_log_calls => {
+                Err("log call refused (POLICY_RUNNER_FAIL_LOG_CALLS=1)".into())
+            }
             ("kubewarden", "tracing", "log") => {
                 eprintln!("{}", log_line(payload));
                 Ok(Vec::new())
