@@ -53,7 +53,8 @@ impl Host {
             granted,
             replay: Mutex::new(replay),
             backtrace: backtrace_requested(),
-            fail_log_calls: std::env::var_os("POLICY_RUNNER_FAIL_LOG_CALLS").is_some_and(|v| v == "1"),
+            fail_log_calls: std::env::var_os("POLICY_RUNNER_FAIL_LOG_CALLS")
+                .is_some_and(|v| v == "1"),
         }
     }
 
