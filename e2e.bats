@@ -714,7 +714,7 @@ session_with_secret_name() {
   assert_rejected_with 'may not get Secret "dittofs-s3-credentials"'
   evaluate dittoserver-sample-create.json session-access-refused.yml '{"secretAccessCheck":"warn"}'
   assert_accepted
-  assert_warning 'DittoServer "dittofs-s3-sample" names a Secret its author may not read: user "kubernetes-admin" may not get'
+  assert_warning 'DittoServer "dittofs-s3-sample" was not checked against its Secret: user "kubernetes-admin" may not get'
   evaluate dittoserver-sample-create.json session-update-secret-found.yml '{"secretAccessCheck":"skip"}'
   assert_accepted
   assert_no_warnings

@@ -30,21 +30,26 @@ enum Target {
 }
 
 fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
+    let target = match (request.kind.group.as_str(), request.kind.kind.as_str()) {
+        (DITTOFS_GROUP, "DittoServer") => Target::DittoServer,
+        ("", "Pod") => Target::Workload(WorkloadKind::Pod),
+        ("apps", "StatefulSet") => Target::Workload(WorkloadKind::StatefulSet),
+        _ => return None,
+    };
     let acts_on = match request.operation.as_str() {
         "CREATE" => true,
         // Only a stored object can be being deleted (the API server clears the field on create).
-        "UPDATE" => !is_being_deleted(&request.object),
+        // Such an update only loses finalizers or is torn down: never block it. A DittoServer's
+        // spec can still be changed then, and a spec change is judged (a Secret named during
+        // deletion reaches pods recreated meanwhile).
+        "UPDATE" => {
+            !is_being_deleted(&request.object)
+                || (matches!(target, Target::DittoServer)
+                    && request.object.get("spec") != request.old_object.get("spec"))
+        }
         _ => false,
     };
-    if !acts_on {
-        return None;
-    }
-    match (request.kind.group.as_str(), request.kind.kind.as_str()) {
-        (DITTOFS_GROUP, "DittoServer") => Some(Target::DittoServer),
-        ("", "Pod") => Some(Target::Workload(WorkloadKind::Pod)),
-        ("apps", "StatefulSet") => Some(Target::Workload(WorkloadKind::StatefulSet)),
-        _ => None,
-    }
+    acts_on.then_some(target)
 }
 
 /// Decides on a raw `validate` payload. Malformed input is rejected with a message, never an error.
@@ -322,8 +327,12 @@ mod tests {
         let cluster = owner_cluster();
         let mut bad = bad_ditto();
         bad["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+        let finalizer_removed = serde_json::to_vec(&json!({"request": {"uid": "1",
+            "kind": ditto_kind(), "operation": "UPDATE", "namespace": "ns",
+            "object": bad.clone(), "oldObject": bad}}))
+        .expect("json");
         assert_eq!(
-            decide_payload(&payload(ditto_kind(), "UPDATE", bad, json!({})), &cluster),
+            decide_payload(&finalizer_removed, &cluster),
             Decision::accept()
         );
         let mut pod = dittofs_pod();
@@ -333,6 +342,39 @@ mod tests {
             let raw = payload(pod_kind.clone(), "UPDATE", pod.clone(), settings);
             assert_eq!(decide_payload(&raw, &cluster), Decision::accept());
         }
+        assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_dittoserver_spec_changed_while_being_deleted_is_judged() {
+        // A finalizer holds the DittoServer; its spec.s3 is pointed at a Secret the author may
+        // not read: the deletion must not be a way around the checks.
+        let cluster = FakeCluster::default().with_access("mallory", Ok(false));
+        let mut old = json!({"metadata": {"name": "d", "finalizers": ["example.com/hold"],
+                                          "deletionTimestamp": "2026-11-28T00:00:00Z"},
+                             "spec": {"s3": {"credentialsSecretRef": {"secretName": "creds"}}}});
+        let mut new = old.clone();
+        new["spec"]["s3"]["credentialsSecretRef"] = json!({"secretName": "db-password"});
+        let request = |object: &Value, old: &Value| {
+            serde_json::to_vec(&json!({"request": {"uid": "1", "kind": ditto_kind(),
+                "operation": "UPDATE", "namespace": "ns",
+                "userInfo": {"username": "mallory"}, "object": object, "oldObject": old}}))
+            .expect("json")
+        };
+        let decision = decide_payload(&request(&new, &old), &cluster);
+        assert!(
+            matches!(decision.verdict, Verdict::Reject(_)),
+            "{decision:?}"
+        );
+        // Removing the finalizer is never held up.
+        new = old.clone();
+        new["metadata"]["finalizers"] = json!([]);
+        old["metadata"]["labels"] = json!({"a": "b"});
+        let cluster = FakeCluster::default();
+        assert_eq!(
+            decide_payload(&request(&new, &old), &cluster),
+            Decision::accept()
+        );
         assert!(cluster.lookups.borrow().is_empty());
     }
 

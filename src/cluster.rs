@@ -109,7 +109,11 @@ fn unwrap_host_text(message: &str) -> &str {
 /// `RUST_BACKTRACE` set, kilobytes of stack backtrace that no user should read in a warning.
 fn quote(message: &str) -> String {
     let first_line = message.lines().next().unwrap_or_default().trim();
-    crate::decision::truncate(first_line, QUOTE_LIMIT)
+    // kube-rs appends the whole Status struct in Debug form to the API's own message.
+    let message = first_line
+        .split_once(" (Status {")
+        .map_or(first_line, |(message, _)| message);
+    crate::decision::truncate(message, QUOTE_LIMIT)
 }
 
 impl fmt::Display for LookupError {
@@ -403,6 +407,14 @@ mod tests {
         assert_eq!(
             error,
             LookupError::Failed("etcdserver: request timed out".to_owned())
+        );
+        // What policy-server hands over for an API error: kube-rs' message plus its Status.
+        let status = classify(
+            "Host error: Callback evaluation failure: ApiError: etcdserver: leader changed: InternalError (Status { status: Some(Failure), code: 500 })",
+        );
+        assert_eq!(
+            status,
+            LookupError::Failed("ApiError: etcdserver: leader changed: InternalError".to_owned())
         );
         let LookupError::Failed(long) = classify(&"x".repeat(10_000)) else {
             panic!("classified as something else")

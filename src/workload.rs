@@ -218,6 +218,17 @@ fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
     match cluster.get(owner, &["spec.s3".to_owned()]) {
         Err(LookupError::NotFound) => Owner::Unreadable(format!("{owner} was not found")),
         Err(error) => Owner::Unreadable(format!("cannot read {owner}: {error}")),
+        // The host answered with something else (a proxy's page, another kind): unreadable, so
+        // a template is kept rather than stripped of its credentials.
+        Ok(other)
+            if other
+                .get("kind")
+                .is_some_and(|kind| kind != DITTOSERVER_KIND) =>
+        {
+            Owner::Unreadable(format!(
+                "cannot read {owner}: the lookup answered with another kind"
+            ))
+        }
         Ok(ditto) => match parse_s3(&ditto) {
             Err(violations) => {
                 let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -307,21 +318,15 @@ pub fn inject(
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {
         Owner::NoCredentials => return Decision::accept(),
-        Owner::Unreadable(reason) => return keep_as_it_was(request, settings, &reason),
+        Owner::Unreadable(reason) => return keep_as_it_was(request, settings, &reason, cluster),
         Owner::Credentials(credentials, region) => (credentials, region),
     };
     let hash = match read_credentials(&credentials, request.namespace, settings, cluster) {
         Ok(hash) => Some(hash),
-        Err(SecretProblem::Endpoint(finding)) => {
-            return Decision::reject(format!(
-                "{}: its S3 credentials would be sent to an endpoint that breaks the endpoint \
-                 rules: {finding}",
-                request.describe()
-            ));
-        }
+        Err(SecretProblem::Endpoint(finding)) => return endpoint_refusal(request, &finding),
         Err(SecretProblem::Unavailable { reason, .. }) => {
             if request.is_update() || carries_injection(request, settings) {
-                return keep_as_it_was(request, settings, &reason);
+                return keep_as_it_was(request, settings, &reason, cluster);
             }
             // A first injection: the container waits for the Secret; the hash comes with the
             // next write that can read it.
@@ -345,9 +350,17 @@ fn carries_injection(request: &WorkloadRequest<'_>, settings: &Settings) -> bool
 /// A lookup failed: nothing the policy wrote may change, or pods would roll onto credentials
 /// nobody could check. On UPDATE the previous revision's entries and annotations come back;
 /// on CREATE the object stays as it came.
-fn keep_as_it_was(request: &WorkloadRequest<'_>, settings: &Settings, reason: &str) -> Decision {
+fn keep_as_it_was(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    reason: &str,
+    cluster: &dyn Cluster,
+) -> Decision {
     let what = request.describe();
     if !request.is_update() {
+        if let Some(refusal) = kept_endpoint_refusal(request.object, request, settings, cluster) {
+            return refusal;
+        }
         let consequence = if carries_injection(request, settings) {
             format!("S3 credentials of {what} left as they came")
         } else {
@@ -378,9 +391,51 @@ fn keep_as_it_was(request: &WorkloadRequest<'_>, settings: &Settings, reason: &s
             )]);
         }
     }
+    if let Some(refusal) = kept_endpoint_refusal(&object, request, settings, cluster) {
+        return refusal;
+    }
     finish(request.object, object).with_warnings(vec![format!(
         "kept the S3 env and hash of the previous revision of {what}: {reason}"
     )])
+}
+
+/// What is kept still sends credentials somewhere: the endpoint entry the kept
+/// `AWS_ENDPOINT_URL` names (often of another Secret than the one that could not be read) must
+/// pass the endpoint rules too. When it cannot be read either, what is kept stays.
+fn kept_endpoint_refusal(
+    kept: &Value,
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Option<Decision> {
+    let reference = find_container(kept, request.kind, &settings.container_name)?
+        .get("env")?
+        .as_array()?
+        .iter()
+        .find(|entry| env::entry_name(entry) == Some(env::ENDPOINT_URL))?
+        .pointer("/valueFrom/secretKeyRef")?;
+    let name = reference.get("name")?.as_str()?;
+    let key = reference.get("key")?.as_str()?;
+    let secret_ref = ObjectRef::secret(request.namespace, name);
+    let field = if key.contains('.') {
+        "data".to_owned()
+    } else {
+        format!("data.{key}")
+    };
+    let secret = cluster.get(secret_ref, &[field]).ok()?;
+    let finding = endpoint_finding(&SecretData::from_object(&secret).ok()?, key, settings)?;
+    Some(endpoint_refusal(
+        request,
+        &format!("{secret_ref}: {}", finding.message),
+    ))
+}
+
+fn endpoint_refusal(request: &WorkloadRequest<'_>, finding: &str) -> Decision {
+    Decision::reject(format!(
+        "{}: its S3 credentials would be sent to an endpoint that breaks the endpoint rules: \
+         {finding}",
+        request.describe()
+    ))
 }
 
 /// Writes the desired env, the injection record and, when known, the hash.

@@ -588,7 +588,7 @@ def hostile_fixtures(sample):
     pod_case("pod-hundreds-of-containers", put(["spec", "containers"], [{"name": f"c{i}", "image": "x"} for i in range(300)] + [operator_container(ditto)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-thousand-env-entries", put(["spec", "containers", 0, "env"], [{"name": f"V{i}", "value": str(i)} for i in range(1000)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-dittoserver-answer-garbage", lambda o: o, "warn:the host answered with invalid JSON", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload="<html>502</html>")])
-    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "accept", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA))])
+    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "warn:the lookup answered with another kind", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA))])
     pod_case("pod-dittoserver-s3-wrong-type", lambda o: o, "warn:has an invalid spec.s3", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(dict(ditto, spec=dict(ditto["spec"], s3="yes"))))])
     sts_case("statefulset-owners-string", put(["metadata", "ownerReferences"], "DittoServer"), "accept")
     sts_case("statefulset-owners-not-objects", put(["metadata", "ownerReferences"], [1, None, "x"]), "accept")

@@ -65,7 +65,6 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
         return Decision::accept()
             .with_warnings(unused_settings_warning(&spec).into_iter().collect());
     };
-    let mut access_warnings = Vec::new();
     if let Some(requester) = requester
         && names_another_secret(credentials, previous)
         && let Some(refusal) = check_access(requester, credentials, namespace, settings, cluster)
@@ -75,11 +74,11 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
         }
         // The content of a Secret its author may not read is not described to them.
         return Decision::accept().with_warnings(vec![format!(
-            "{name} names a Secret its author may not read: {refusal}"
+            "{name} was not checked against its Secret: {refusal}"
         )]);
     }
     if settings.secret_check == SecretCheck::Skip {
-        return Decision::accept().with_warnings(access_warnings);
+        return Decision::accept();
     }
 
     let findings = check_secret(credentials, namespace, settings, cluster);
@@ -91,8 +90,7 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
         all.extend(messages(soft));
         return Decision::reject(format!("{name} is rejected: {}", all.join("; ")));
     }
-    access_warnings.extend(messages(soft));
-    Decision::accept().with_warnings(access_warnings)
+    Decision::accept().with_warnings(messages(soft))
 }
 
 /// Whether the write makes the DittoServer name a Secret or keys it did not name before: a CREATE,
@@ -650,7 +648,7 @@ mod tests {
         let warned = write_as("mallory", &[], &with_ref(), None, &warn, &cluster);
         assert_eq!(warned.verdict, Verdict::Accept);
         assert_eq!(warned.warnings.len(), 1);
-        assert!(warned.warnings[0].starts_with("DittoServer \"dittofs-s3\" names a Secret its author may not read: user \"mallory\" may not get"));
+        assert!(warned.warnings[0].starts_with("DittoServer \"dittofs-s3\" was not checked against its Secret: user \"mallory\" may not get"));
         // The Secret a refused author names is not looked at, so nothing about it is told.
         assert_eq!(cluster.lookups.borrow().len(), 1);
         let skip = settings(json!({"secretAccessCheck": "skip"}));

@@ -1055,3 +1055,56 @@ fn warnings_put_the_consequence_first_and_fit_the_limit() {
             .all(|w| w.len() <= crate::decision::WARNING_LIMIT)
     );
 }
+
+fn attacker_secret() -> Value {
+    secret(
+        json!({"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET),
+                  "endpoint": b64("https://s3.attacker.example")}),
+    )
+}
+
+#[test]
+fn what_is_kept_after_a_failed_lookup_still_passes_the_endpoint_rules() {
+    // The DittoServer now names creds-v2, which is missing; the kept env points at the old
+    // Secret, whose endpoint was tampered with meanwhile. Or the DittoServer is gone.
+    let restricted = settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]}));
+    let stored = injected_statefulset(&good_hash());
+    let mut from_template = pod(json!([dittofs_container(injected_env())]));
+    from_template["metadata"]["annotations"] =
+        stored["spec"]["template"]["metadata"]["annotations"].clone();
+    let renamed = FakeCluster::default()
+        .with(
+            ObjectRef::ditto_server(NS, DITTO),
+            Ok(ditto_in("eu-west-1", "creds-v2")),
+        )
+        .with(ObjectRef::secret(NS, SECRET), Ok(attacker_secret()));
+    let gone = cluster(Err(LookupError::NotFound), Ok(attacker_secret()));
+    let mut restarted = stored.clone();
+    restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+        json!("now");
+    for lookups in [&renamed, &gone] {
+        for (kind, operation, object, old) in [
+            (WorkloadKind::Pod, "CREATE", &from_template, &Value::Null),
+            (WorkloadKind::StatefulSet, "UPDATE", &restarted, &stored),
+        ] {
+            let decision = inject(&request(kind, operation, object, old), &restricted, lookups);
+            let message = rejection(&decision);
+            assert!(
+                message.ends_with("Secret \"dittofs-s3-credentials\" in namespace \"dittofs-system\": entry \"endpoint\" has a host that is not in allowedEndpointHosts"),
+                "{message}"
+            );
+            assert!(!message.contains("attacker"), "{message}");
+        }
+    }
+    // When the kept Secret cannot be read either, what is kept stays (with the warning).
+    let unreadable = FakeCluster::default().with(
+        ObjectRef::ditto_server(NS, DITTO),
+        Err(LookupError::Failed("timeout".into())),
+    );
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &restarted, &stored),
+        &restricted,
+        &unreadable,
+    );
+    assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+}

@@ -83,16 +83,20 @@ fn requests() -> (Vec<Request>, Vec<String>) {
 }
 
 /// Whether the policy acts on a request, from its own code: admission::target (CREATE, or an
-/// UPDATE of an object not being deleted; DittoServers, Pods and StatefulSets by group and kind)
-/// and, for workloads, workload::owning_dittoserver.
+/// UPDATE of an object not being deleted, or of a DittoServer being deleted whose spec changes;
+/// DittoServers, Pods and StatefulSets by group and kind) and, for workloads,
+/// workload::owning_dittoserver.
 fn policy_acts_on(request: &Request, workloads: bool) -> bool {
     let object = request.object();
     let being_deleted = object
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|timestamp| !timestamp.is_null());
+    let is_dittoserver = request.field("/kind/kind") == "DittoServer"
+        && request.field("/kind/group") == "dittofs.dittofs.com";
+    let spec_changed = object.get("spec") != request.raw.pointer("/oldObject/spec");
     let operation_acted_on = match request.field("/operation") {
         "CREATE" => true,
-        "UPDATE" => !being_deleted,
+        "UPDATE" => !being_deleted || (is_dittoserver && spec_changed),
         _ => false,
     };
     if !operation_acted_on {
@@ -456,15 +460,22 @@ fn conditions_on_deletes_updates_and_near_misses() {
                 .unwrap_or_else(|e| panic!("{}: case {index}: {e}", policy.file));
             assert_eq!(actual, expected, "{}: case {index}: {case}", policy.file);
         }
-        // DittoServers: admitted on CREATE and UPDATE by the DittoServer policy only, never
-        // while being deleted (finalizer removal does not wait for policy-server), never on DELETE.
-        let ditto = json!({"metadata": {"name": "d"}, "spec": {}});
+        // DittoServers: admitted on CREATE and UPDATE by the DittoServer policy only, while
+        // being deleted only when the spec changes (finalizer removal does not wait for
+        // policy-server), never on DELETE.
+        let ditto = json!({"metadata": {"name": "d"}, "spec": {"s3": {"region": "eu-west-1"}}});
         let mut deleting = ditto.clone();
         deleting["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+        let mut respecced = deleting.clone();
+        respecced["spec"]["s3"]["region"] = json!("fr-par");
+        let mut unspecced = deleting.clone();
+        unspecced.as_object_mut().expect("object").remove("spec");
         for (operation, object, old, expected) in [
             ("CREATE", ditto.clone(), Value::Null, true),
             ("UPDATE", ditto.clone(), ditto.clone(), true),
-            ("UPDATE", deleting, ditto.clone(), false),
+            ("UPDATE", deleting.clone(), deleting.clone(), false),
+            ("UPDATE", respecced, deleting.clone(), true),
+            ("UPDATE", unspecced, deleting, true),
             ("DELETE", Value::Null, ditto, false),
         ] {
             let case = json!({"uid": "1", "operation": operation, "object": object, "oldObject": old,
