@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 use policy_server::PolicyServer;
 use tool::{Lookup, Outcome, Tool};
 use world::{
-    Credentials, SecretAccess, World, admission_request, b64, dittoserver, pod_from, policy_state,
+    Credentials, SecretAccess, World, admission_request, b64, dittoserver, endpoint_secret,
+    pod_from, policy_state,
 };
 
 const SETTINGS: &str = r#"{"allowedEndpointHosts": ["*.cubbit.eu"]}"#;
@@ -213,7 +214,16 @@ impl Scenario {
                 lookups.push(self.world.secret_lookup(name));
                 lookups
             }
-            _ => self.world.workload_lookups(),
+            _ => {
+                let mut lookups = self.world.workload_lookups();
+                let kept = if operation == "UPDATE" { old } else { object };
+                if self.world.workload_lookup_fails()
+                    && let Some(name) = endpoint_secret(kept)
+                {
+                    lookups.push(self.world.kept_endpoint_lookup(&name));
+                }
+                lookups
+            }
         };
         let request = admission_request(kind, operation, object, old);
         match self.tool.evaluate(&request, &lookups, &self.settings) {
@@ -406,6 +416,35 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
                 "was not found",
             )],
             ..quiet()
+        },
+    );
+    // Meanwhile the old Secret, which the kept template still names, gets a tampered endpoint.
+    s.world.secrets.insert(
+        "creds".to_owned(),
+        Credentials {
+            endpoint: "https://s3.attacker.example".to_owned(),
+            secret_access_key: "FAKE-LIFECYCLE-ROTATED".to_owned(),
+            ..credentials("creds")
+        },
+    );
+    s.run(
+        "the kept template's own Secret tampered meanwhile: the recreated pod is rejected",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            rejected_with: Some(
+                "Secret \"creds\" in namespace \"dittofs-system\": entry \"endpoint\" has a host that is not in allowedEndpointHosts",
+            ),
+            ..quiet()
+        },
+    );
+    s.world.secrets.insert(
+        "creds".to_owned(),
+        Credentials {
+            secret_access_key: "FAKE-LIFECYCLE-ROTATED".to_owned(),
+            ..credentials("creds")
         },
     );
 

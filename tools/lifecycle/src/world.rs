@@ -126,8 +126,8 @@ impl World {
         }
     }
 
-    pub fn secret_lookup(&self, name: &str) -> Lookup {
-        let answer = match (self.secret_access, self.secrets.get(name)) {
+    fn secret_answer(&self, name: &str) -> Result<Value, String> {
+        match (self.secret_access, self.secrets.get(name)) {
             (SecretAccess::DeniedByRbac, _) => Err(format!(
                 "ApiError: secrets \"{name}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" \
                  cannot get resource \"secrets\" in API group \"\" in the namespace \"{NS}\": RBAC: \
@@ -142,14 +142,38 @@ impl World {
                          "secretAccessKey": b64(&credentials.secret_access_key),
                          "endpoint": b64(&credentials.endpoint),
                          "unrelated": b64("not consumed")}})),
-        };
+        }
+    }
+
+    pub fn secret_lookup(&self, name: &str) -> Lookup {
         Lookup::Get {
             api_version: "v1",
             kind: "Secret",
             namespace: NS.to_owned(),
             name: name.to_owned(),
             fields: &["data.accessKeyId", "data.endpoint", "data.secretAccessKey"],
-            answer,
+            answer: self.secret_answer(name),
+        }
+    }
+
+    /// Whether a workload write now meets a failed lookup, after which the policy keeps what the
+    /// workload has and reads the endpoint entry of the Secret it still names.
+    pub fn workload_lookup_fails(&self) -> bool {
+        self.dittoserver_error.is_some()
+            || self.dittoserver.is_none()
+            || self.secret_access == SecretAccess::DeniedByRbac
+            || !self.secrets.contains_key(&self.secret_name())
+    }
+
+    /// The endpoint entry of a Secret a kept workload still names.
+    pub fn kept_endpoint_lookup(&self, name: &str) -> Lookup {
+        Lookup::Get {
+            api_version: "v1",
+            kind: "Secret",
+            namespace: NS.to_owned(),
+            name: name.to_owned(),
+            fields: &["data.endpoint"],
+            answer: self.secret_answer(name),
         }
     }
 
@@ -319,4 +343,21 @@ pub fn admission_request(kind: &str, operation: &str, object: &Value, old: &Valu
         json!({"kind": options, "apiVersion": "meta.k8s.io/v1"}),
     );
     json!(request)
+}
+
+/// The Secret a workload's `AWS_ENDPOINT_URL` entry names (Pod or StatefulSet template).
+pub fn endpoint_secret(object: &Value) -> Option<String> {
+    let spec = object
+        .pointer("/spec/template/spec")
+        .unwrap_or(&object["spec"]);
+    spec["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == "dittofs")?["env"]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["name"] == "AWS_ENDPOINT_URL")?
+        .pointer("/valueFrom/secretKeyRef/name")?
+        .as_str()
+        .map(str::to_owned)
 }
