@@ -208,6 +208,7 @@ mod lifecycle {
         CreateSecret(&'static str),
         DeleteSecret(&'static str),
         NameSecret(&'static str),
+        NameSecretKey(&'static str),
         SetRegion(&'static str),
         DittoServerUnreadable(bool),
         SecretsDenied(bool),
@@ -223,6 +224,7 @@ mod lifecycle {
             secret.clone().prop_map(Event::CreateSecret),
             secret.clone().prop_map(Event::DeleteSecret),
             secret.prop_map(Event::NameSecret),
+            prop_oneof![Just("secretAccessKey"), Just("password")].prop_map(Event::NameSecretKey),
             prop_oneof![Just("eu-west-1"), Just("fr-par"), Just("auto")].prop_map(Event::SetRegion),
             any::<bool>().prop_map(Event::DittoServerUnreadable),
             any::<bool>().prop_map(Event::SecretsDenied),
@@ -236,6 +238,8 @@ mod lifecycle {
     struct World {
         region: &'static str,
         secret_name: &'static str,
+        /// The Secret key that holds the secret access key (spec.s3 may rename it).
+        secret_key: &'static str,
         /// Secret name and its rotation count.
         secrets: Vec<(&'static str, u32)>,
         ditto_unreadable: bool,
@@ -249,7 +253,8 @@ mod lifecycle {
     impl World {
         fn cluster(&self) -> FakeCluster {
             let ditto = json!({"metadata": {"name": "d"}, "spec": {"s3": {
-                "credentialsSecretRef": {"secretName": self.secret_name}, "region": self.region}}});
+                "credentialsSecretRef": {"secretName": self.secret_name, "secretAccessKeyKey": self.secret_key},
+                "region": self.region}}});
             let ditto = if self.ditto_unreadable {
                 Err(LookupError::Failed("etcdserver: request timed out".into()))
             } else {
@@ -261,7 +266,8 @@ mod lifecycle {
                     Err(LookupError::AccessDenied("secrets is forbidden".into()))
                 } else {
                     Ok(json!({"data": {"accessKeyId": b64("FAKE-ID"),
-                                       "secretAccessKey": b64(&format!("FAKE-SECRET-{version}"))}}))
+                                       "secretAccessKey": b64(&format!("FAKE-SECRET-{version}")),
+                                       "password": b64(&format!("FAKE-PASSWORD-{version}"))}}))
                 };
                 cluster = cluster.with(ObjectRef::secret(NS, name), answer);
             }
@@ -290,7 +296,7 @@ mod lifecycle {
                     |key: &str| json!({"secretKeyRef": {"name": self.secret_name, "key": key}});
                 env.extend([
                     json!({"name": "AWS_ACCESS_KEY_ID", "valueFrom": reference("accessKeyId")}),
-                    json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": reference("secretAccessKey")}),
+                    json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": reference(self.secret_key)}),
                     json!({"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {
                         "name": self.secret_name, "key": "endpoint", "optional": true}}}),
                     json!({"name": "AWS_REGION", "value": self.region}),
@@ -379,6 +385,7 @@ mod lifecycle {
             let mut world = World {
                 region: "eu-west-1",
                 secret_name: "creds",
+                secret_key: "secretAccessKey",
                 secrets: vec![("creds", 0)],
                 ditto_unreadable: false,
                 secrets_denied: false,
@@ -402,6 +409,7 @@ mod lifecycle {
                         None
                     }
                     Event::NameSecret(name) => { world.secret_name = name; None }
+                    Event::NameSecretKey(key) => { world.secret_key = key; None }
                     Event::SetRegion(region) => { world.region = region; None }
                     Event::DittoServerUnreadable(on) => { world.ditto_unreadable = on; None }
                     Event::SecretsDenied(on) => { world.secrets_denied = on; None }
