@@ -87,6 +87,17 @@ fn run(
     object: &Value,
     settings: &Settings,
 ) -> Decision {
+    run_in(decide, kind, object, settings, &cluster(good_data()))
+}
+
+/// A CREATE of `object` decided against `cluster`.
+fn run_in(
+    decide: fn(&WorkloadRequest<'_>, &Settings, &dyn Cluster) -> Decision,
+    kind: WorkloadKind,
+    object: &Value,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Decision {
     let request = WorkloadRequest {
         kind,
         operation: "CREATE",
@@ -94,7 +105,7 @@ fn run(
         object,
         old_object: &Value::Null,
     };
-    decide(&request, settings, &cluster(good_data()))
+    decide(&request, settings, cluster)
 }
 
 fn hash_with(keys: &SecretKeys, data: Value) -> String {
@@ -450,13 +461,6 @@ mod lifecycle {
     }
 
     fn run_verify(kind: WorkloadKind, object: &Value, world: &World) -> Decision {
-        let request = WorkloadRequest {
-            kind,
-            operation: "CREATE",
-            namespace: NS,
-            object,
-            old_object: &Value::Null,
-        };
-        verify(&request, &Settings::default(), &world.cluster())
+        run_in(verify, kind, object, &Settings::default(), &world.cluster())
     }
 }

@@ -16,7 +16,6 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::tool::{Lookup, Outcome};
@@ -282,29 +281,7 @@ impl PolicyServer {
             bail!("{}", problems.join("; "));
         }
 
-        let response = &review["response"];
-        let patched = match response["patch"].as_str() {
-            None => None,
-            Some(encoded) => Some(apply(request, encoded)?),
-        };
-        Ok(Outcome {
-            allowed: response["allowed"] == json!(true),
-            message: response["status"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            warnings: response["warnings"]
-                .as_array()
-                .map(|w| {
-                    w.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            patched,
-            printed: body,
-        })
+        Outcome::from_response(request, &review["response"], body)
     }
 
     /// What the host asked the API for during the step.
@@ -352,15 +329,6 @@ impl PolicyServer {
         }
         Ok(problems)
     }
-}
-
-/// The request's object with the response's JSON Patch applied.
-fn apply(request: &Value, encoded: &str) -> Result<Value> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded)?;
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes)?;
-    let mut object = request["object"].clone();
-    json_patch::patch(&mut object, &patch)?;
-    Ok(object)
 }
 
 /// The AdmissionReview envelope and the response fields a policy's verdict does not cover.

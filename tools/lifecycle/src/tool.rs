@@ -42,6 +42,35 @@ pub struct Outcome {
     pub printed: String,
 }
 
+impl Outcome {
+    /// Reads an AdmissionResponse (kwctl's line, or an AdmissionReview's `response`), applying
+    /// its patch to the request's object.
+    pub fn from_response(request: &Value, response: &Value, printed: String) -> Result<Self> {
+        let patched = match response.get("patch").and_then(Value::as_str) {
+            None => None,
+            Some(encoded) => Some(apply(request, encoded)?),
+        };
+        Ok(Self {
+            allowed: response["allowed"] == json!(true),
+            message: response["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            warnings: response["warnings"]
+                .as_array()
+                .map(|w| {
+                    w.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            patched,
+            printed,
+        })
+    }
+}
+
 pub struct Tool {
     program: PathBuf,
     module: PathBuf,
@@ -97,28 +126,11 @@ impl Tool {
         let line = stdout.lines().last().ok_or_else(|| anyhow!("no output"))?;
         let response: Value =
             serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
-        let patched = match response.get("patch").and_then(Value::as_str) {
-            None => None,
-            Some(encoded) => Some(apply(request, encoded)?),
-        };
-        Ok(Outcome {
-            allowed: response["allowed"] == json!(true),
-            message: response["status"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            warnings: response["warnings"]
-                .as_array()
-                .map(|w| {
-                    w.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            patched,
-            printed: format!("{stdout}\n{}", policy_lines(&stderr)),
-        })
+        Outcome::from_response(
+            request,
+            &response,
+            format!("{stdout}\n{}", policy_lines(&stderr)),
+        )
     }
 }
 
