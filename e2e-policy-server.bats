@@ -264,7 +264,7 @@ policy_server_log_since() {
   review "$(request pod-create.json)" clusterwide-dittofs-s3-inject
   assert_patch expected-patch-pod-env-only.json
   assert_response "{\"uid\": \"$NS-pod-create\", \"allowed\": true, \"patchType\": \"JSONPatch\", \"auditAnnotations\": null,
-    \"warnings\": [\"S3 env injected into Pod \\\"dittofs-s3-sample-0\\\" without dittofs.io/s3-credentials-hash: cannot read Secret \\\"dittofs-s3-credentials\\\" in namespace \\\"$NS\\\": lookup failed (ApiError: etcdserver: request timed out: InternalError (Status { status: Some(Failure), …\"]}"
+    \"warnings\": [\"S3 env injected into Pod \\\"dittofs-s3-sample-0\\\" without dittofs.io/s3-credentials-hash: cannot read Secret \\\"dittofs-s3-credentials\\\" in namespace \\\"$NS\\\": lookup failed (ApiError: etcdserver: request timed out: InternalError)\"]}"
 }
 
 @test "Pod: the API answers garbage (HTML with 200) - a lookup failure" {

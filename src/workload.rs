@@ -318,7 +318,9 @@ pub fn inject(
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {
         Owner::NoCredentials => return Decision::accept(),
-        Owner::Unreadable(reason) => return keep_as_it_was(request, settings, &reason, cluster),
+        Owner::Unreadable(reason) => {
+            return keep_as_it_was(request, settings, &reason, None, cluster);
+        }
         Owner::Credentials(credentials, region) => (credentials, region),
     };
     let hash = match read_credentials(&credentials, request.namespace, settings, cluster) {
@@ -326,7 +328,8 @@ pub fn inject(
         Err(SecretProblem::Endpoint(finding)) => return endpoint_refusal(request, &finding),
         Err(SecretProblem::Unavailable { reason, .. }) => {
             if request.is_update() || carries_injection(request, settings) {
-                return keep_as_it_was(request, settings, &reason, cluster);
+                let looked_up = Some(credentials.secret_name.as_str());
+                return keep_as_it_was(request, settings, &reason, looked_up, cluster);
             }
             // A first injection: the container waits for the Secret; the hash comes with the
             // next write that can read it.
@@ -350,15 +353,18 @@ fn carries_injection(request: &WorkloadRequest<'_>, settings: &Settings) -> bool
 /// A lookup failed: nothing the policy wrote may change, or pods would roll onto credentials
 /// nobody could check. On UPDATE the previous revision's entries and annotations come back;
 /// on CREATE the object stays as it came.
+/// `looked_up` names the Secret this review already read (or failed to): not asked for again.
 fn keep_as_it_was(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     reason: &str,
+    looked_up: Option<&str>,
     cluster: &dyn Cluster,
 ) -> Decision {
     let what = request.describe();
+    let checked = |kept: &Value| kept_endpoint_refusal(kept, request, settings, looked_up, cluster);
     if !request.is_update() {
-        if let Some(refusal) = kept_endpoint_refusal(request.object, request, settings, cluster) {
+        if let Some(refusal) = checked(request.object) {
             return refusal;
         }
         let consequence = if carries_injection(request, settings) {
@@ -391,7 +397,7 @@ fn keep_as_it_was(
             )]);
         }
     }
-    if let Some(refusal) = kept_endpoint_refusal(&object, request, settings, cluster) {
+    if let Some(refusal) = checked(&object) {
         return refusal;
     }
     finish(request.object, object).with_warnings(vec![format!(
@@ -401,11 +407,13 @@ fn keep_as_it_was(
 
 /// What is kept still sends credentials somewhere: the endpoint entry the kept
 /// `AWS_ENDPOINT_URL` names (often of another Secret than the one that could not be read) must
-/// pass the endpoint rules too. When it cannot be read either, what is kept stays.
+/// pass the endpoint rules too. When it cannot be read either, what is kept stays. The Secret
+/// the review already read failed to read or passed the rules, so it is not asked for again.
 fn kept_endpoint_refusal(
     kept: &Value,
     request: &WorkloadRequest<'_>,
     settings: &Settings,
+    looked_up: Option<&str>,
     cluster: &dyn Cluster,
 ) -> Option<Decision> {
     let reference = find_container(kept, request.kind, &settings.container_name)?
@@ -415,6 +423,9 @@ fn kept_endpoint_refusal(
         .find(|entry| env::entry_name(entry) == Some(env::ENDPOINT_URL))?
         .pointer("/valueFrom/secretKeyRef")?;
     let name = reference.get("name")?.as_str()?;
+    if looked_up == Some(name) {
+        return None;
+    }
     let key = reference.get("key")?.as_str()?;
     let secret_ref = ObjectRef::secret(request.namespace, name);
     let field = if key.contains('.') {

@@ -168,9 +168,9 @@ impl Transport {
         }
     }
 
-    /// What the policy quotes for an API server error with `message`, up to where the quote is
-    /// certain: kwctl hands the recorded text over as is (the whole quote, closed); policy-server,
-    /// kube-rs' rendering of the Status, which the 100-character cap may cut.
+    /// What the policy quotes for an API server error with `message`, closing parenthesis
+    /// included: kwctl hands the recorded text over as is; policy-server, kube-rs' rendering of
+    /// the Status (whose Debug dump the policy cuts).
     fn api_error_quote(&self, message: &str) -> String {
         match self {
             Self::Tool(_) => format!("{message})"),

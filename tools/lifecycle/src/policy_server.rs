@@ -187,10 +187,11 @@ impl PolicyServer {
         Ok(fresh)
     }
 
-    /// The text the policy quotes for an API error with `message` (kube-rs' rendering of the
-    /// Status the API server sent, as policy-server hands it to the guest).
+    /// The text the policy quotes for an API error with `message`: kube-rs' rendering of the
+    /// Status the API server sent, as policy-server hands it to the guest, less the Debug dump
+    /// of that Status, which the policy cuts.
     pub fn api_error_quote(message: &str) -> String {
-        format!("ApiError: {message}: InternalError (Status {{")
+        format!("ApiError: {message}: InternalError)")
     }
 
     pub fn evaluate(&mut self, request: &Value, lookups: &[Lookup]) -> Result<Outcome> {
