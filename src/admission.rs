@@ -36,6 +36,12 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
         ("apps", "StatefulSet") => Target::Workload(WorkloadKind::StatefulSet),
         _ => return None,
     };
+    // Most Pods and StatefulSets are not DittoFS ones: they cost no settings parsing either.
+    if let Target::Workload(kind) = target
+        && workload::owning_dittoserver(kind, &request.object).is_none()
+    {
+        return None;
+    }
     let acts_on = match request.operation.as_str() {
         "CREATE" => true,
         // Only a stored object can be being deleted (the API server clears the field on create).
