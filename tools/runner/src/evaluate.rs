@@ -27,6 +27,7 @@ impl Policy {
             .transpose()
             .context("the module's embedded metadata is malformed")?;
         let pre = WasmtimeEngineProviderBuilder::new()
+            .engine(engine()?)
             .module_bytes(module)
             .wasi_params(wapc::WasiParams::default())
             .build_pre()
@@ -55,6 +56,18 @@ impl Policy {
     pub fn allows_mutation(&self) -> bool {
         self.metadata.as_ref().is_none_or(|m| m.mutating)
     }
+}
+
+/// wasmtime-provider's default engine (`Config::default()`), plus wasmtime's compilation
+/// cache in its default directory (`~/.cache/wasmtime`, as kwctl's): a module is compiled once,
+/// not on every run (about 0.4 s of CPU for the policy). Entries are keyed by the module's hash
+/// and the compiler's version and settings; without a usable cache directory every run compiles.
+fn engine() -> Result<wasmtime::Engine> {
+    let mut config = wasmtime::Config::default();
+    if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+        config.cache(Some(cache));
+    }
+    wasmtime::Engine::new(&config).map_err(|e| anyhow!("cannot set up wasmtime: {e}"))
 }
 
 #[derive(Deserialize)]
