@@ -205,6 +205,16 @@ fn prepare(args: &RunArgs, cycle_replay: bool) -> Result<Result<Prepared, String
     let host = Arc::new(Host::new(granted, Replay::new(exchanges, cycle_replay)));
     let request = read_request(&args.request_path)?;
     let settings = read_settings(args)?;
+    // kwctl connects to the cluster of the environment's kubeconfig when lookups are granted
+    // and no session is replayed (after reading request and settings, before validating them),
+    // and stops with `failed to infer config: …` when there is none; this runner has no
+    // Kubernetes client, so it always stops there, with the same error class.
+    if args.allow_context_aware && args.replay_host_capabilities_interactions.is_none() {
+        return Err(anyhow!(
+            "failed to infer config: policy-runner reaches no cluster: with --allow-context-aware, \
+             replay a session recorded by kwctl (--replay-host-capabilities-interactions FILE)"
+        ));
+    }
     let checker = policy.instantiate(host.clone())?;
     if let Err(message) = evaluate::validate_settings(&checker, &settings) {
         return Ok(Err(message));
