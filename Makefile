@@ -126,6 +126,16 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(LIFECYCLE) $(if $(REA
 	RUNNER=$(RUNNER) bats e2e-registry.bats || failed="$$failed e2e-registry.bats"; \
 	if [ -n "$$failed" ]; then echo "== failed:$$failed"; exit 1; fi
 
+# Every request and replay session of test_data (hostile cases included), settings variants,
+# ungranted lookups and RUST_BACKTRACE=1, through the runner and the real kwctl, each on
+# policy.wasm annotated by itself: same exit code, same response (verdict, status, patch,
+# warnings), same refusal (scripts/differential.sh; README, The runner). Skipped, saying so,
+# without kwctl. JOBS=N runs N pairs at a time (default 12: kwctl mostly waits).
+.PHONY: differential
+differential: policy.wasm metadata.yml README.md $(RUNNER)
+	scripts/ensure-tools.sh jq
+	KWCTL=$(REAL_KWCTL) RUNNER=$(RUNNER) scripts/differential.sh
+
 # The real policy-server for e2e-policy-server and the load test in bench: the build beside the
 # repository (../shared/tools/policy-server/policy-server), else `policy-server` on PATH.
 POLICY_SERVER ?= $(firstword $(wildcard ../shared/tools/policy-server/policy-server) $(shell command -v policy-server 2>/dev/null))
@@ -150,9 +160,10 @@ fuzz:
 	scripts/fuzz.sh
 
 # Every check: formatting, lints, unit tests, end-to-end tests through the compiled module
-# (kwctl or the runner, then the real policy-server), and a bounded fuzzing run.
+# (kwctl or the runner), the runner against kwctl, the real policy-server, and a bounded
+# fuzzing run.
 .PHONY: test
-test: fmt lint unit-tests e2e-tests e2e-policy-server fuzz
+test: fmt lint unit-tests e2e-tests differential e2e-policy-server fuzz
 
 .PHONY: clean
 clean:
