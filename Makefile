@@ -1,9 +1,13 @@
 # Kubewarden policy conventions, plus `demo` (build and evaluate the bundled samples)
-# and `runner` (the kwctl-compatible tool used where kwctl is not installed).
+# and `runner` (the kwctl-compatible tool used where kwctl is not installed; `registry-runner`
+# is the same tool with push and pull).
 
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 RUNNER_SOURCES := $(shell find tools/runner/src -name '*.rs') tools/runner/Cargo.toml Cargo.lock
 RUNNER := target/tool/policy-runner
+# The runner with the registry client (push, pull, run registry://…), for make push and
+# e2e-registry.bats; policy-runner leaves it out so that a first make demo builds less.
+REGISTRY_RUNNER := target/tool/policy-runner-registry
 # kwctl when it is installed, else the bundled runner (same command line).
 KWCTL ?= $(shell command -v kwctl 2>/dev/null || echo $(RUNNER))
 
@@ -14,10 +18,14 @@ policy.wasm: $(SOURCES)
 	scripts/build-wasm.sh
 
 $(RUNNER): $(RUNNER_SOURCES)
-	cargo build --locked -p policy-runner --profile tool
+	cargo build --locked -p policy-runner --profile tool --bin policy-runner
 
-.PHONY: runner
+$(REGISTRY_RUNNER): $(RUNNER_SOURCES)
+	cargo build --locked -p policy-runner --profile tool --features registry --bin policy-runner-registry
+
+.PHONY: runner registry-runner
 runner: $(RUNNER)
+registry-runner: $(REGISTRY_RUNNER)
 
 # Plays the life of a DittoFS server through a kwctl-compatible tool (e2e.bats runs it).
 LIFECYCLE := target/tool/lifecycle-scenario
@@ -44,10 +52,10 @@ POLICY_NAME := dittofs-s3-policy
 VERSION := $(shell awk '$$1 == "io.kubewarden.policy.version:" { print $$2 }' metadata.yml)
 
 .PHONY: push
-push: annotated-policy.wasm $(RUNNER)
+push: annotated-policy.wasm $(REGISTRY_RUNNER)
 	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=HOST[/PATH] [TAG=...] [PLAIN_HTTP=1]" >&2; exit 2; }
 	@for tag in $(or $(TAG),latest v$(VERSION)); do \
-		$(RUNNER) push $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm \
+		$(REGISTRY_RUNNER) push $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm \
 			registry://$(REGISTRY)/$(POLICY_NAME):$$tag || exit; \
 	done
 
@@ -79,15 +87,18 @@ fmt:
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
+# The runner twice: without the registry feature (policy-runner) and with it.
 .PHONY: lint
 lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p policy-runner --all-targets --features registry -- -D warnings
 
-# The runner's tests reuse its `tool` build, so wasmtime is compiled once.
+# The runner's tests reuse the `tool` build of policy-runner-registry (every module, the
+# registry's included), so wasmtime and the registry client are compiled once.
 .PHONY: unit-tests
 unit-tests:
 	cargo test --locked --workspace --exclude policy-runner
-	cargo test --locked -p policy-runner --profile tool
+	cargo test --locked -p policy-runner --profile tool --features registry
 
 # The real kwctl for e2e-tests' second pass: the build beside the repository
 # (../shared/tools/kwctl/kwctl), else `kwctl` on PATH; empty when neither exists.
@@ -109,7 +120,7 @@ target/kwctl-annotated-policy.wasm: policy.wasm metadata.yml README.md
 # with a backtrace (kwctl's real one, the runner's short stand-in). Every pass runs; the target
 # fails if any did.
 .PHONY: e2e-tests
-e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(LIFECYCLE) $(if $(REAL_KWCTL),target/kwctl-annotated-policy.wasm) annotated-policy.wasm
+e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(REGISTRY_RUNNER) $(LIFECYCLE) $(if $(REAL_KWCTL),target/kwctl-annotated-policy.wasm) annotated-policy.wasm
 	scripts/ensure-tools.sh bats jq curl python3 openssl docker-registry htpasswd:apache2-utils
 	@failed=; \
 	echo "== e2e.bats under policy-runner ($(RUNNER)), module target/runner-annotated-policy.wasm"; \
@@ -122,8 +133,8 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(LIFECYCLE) $(if $(REA
 	else \
 		echo "== kwctl not found (../shared/tools/kwctl/kwctl or PATH): e2e.bats ran under policy-runner only"; \
 	fi; \
-	echo "== e2e-registry.bats under policy-runner ($(RUNNER))"; \
-	RUNNER=$(RUNNER) bats e2e-registry.bats || failed="$$failed e2e-registry.bats"; \
+	echo "== e2e-registry.bats under policy-runner-registry ($(REGISTRY_RUNNER))"; \
+	RUNNER=$(REGISTRY_RUNNER) LEAN_RUNNER=$(RUNNER) bats e2e-registry.bats || failed="$$failed e2e-registry.bats"; \
 	if [ -n "$$failed" ]; then echo "== failed:$$failed"; exit 1; fi
 
 # Every request and replay session of test_data (hostile cases included), settings variants,

@@ -1,13 +1,15 @@
 #!/usr/bin/env bats
-# Publishing through a real OCI registry: the runner pushes the annotated module to Debian's
-# docker-registry on loopback, the registry's HTTP API shows Kubewarden's artifact layout, and
-# what comes back (by tag, by digest) is the same module and evaluates requests.
+# Publishing through a real OCI registry: the runner built with its registry client
+# (policy-runner-registry; LEAN_RUNNER is policy-runner, without it) pushes the annotated module
+# to Debian's docker-registry on loopback, the registry's HTTP API shows Kubewarden's artifact
+# layout, and what comes back (by tag, by digest) is the same module and evaluates requests.
 
 bats_require_minimum_version 1.5.0
 
 load scripts/local-registry.bash
 
-RUNNER=${RUNNER:-target/tool/policy-runner}
+RUNNER=${RUNNER:-target/tool/policy-runner-registry}
+LEAN_RUNNER=${LEAN_RUNNER:-target/tool/policy-runner}
 MODULE=${MODULE:-annotated-policy.wasm}
 REPO=policies/dittofs-s3-policy
 USER_NAME=fake-registry-user
@@ -156,7 +158,7 @@ metadata_annotations() {
 @test "make push publishes the annotated module as latest and v<version>" {
   local version
   version=$(metadata_annotations | awk -F'\t' '$1 == "io.kubewarden.policy.version" { print $2 }')
-  run make -s push REGISTRY="$OPEN_REGISTRY/released" PLAIN_HTTP=1 RUNNER="$RUNNER"
+  run make -s push REGISTRY="$OPEN_REGISTRY/released" PLAIN_HTTP=1 REGISTRY_RUNNER="$RUNNER"
   [ "$status" -eq 0 ] || { echo "$output"; return 1; }
   [ "$(api released/dittofs-s3-policy/tags/list | jq -c '.tags | sort')" = "[\"latest\",\"v$version\"]" ]
   local latest versioned
@@ -164,9 +166,23 @@ metadata_annotations() {
   versioned=$(api "released/dittofs-s3-policy/manifests/v$version" | sha256sum)
   [ "$latest" = "$versioned" ]
   # TAG= publishes that tag alone.
-  run make -s push REGISTRY="$OPEN_REGISTRY/tagged" TAG=rc1 PLAIN_HTTP=1 RUNNER="$RUNNER"
+  run make -s push REGISTRY="$OPEN_REGISTRY/tagged" TAG=rc1 PLAIN_HTTP=1 REGISTRY_RUNNER="$RUNNER"
   [ "$status" -eq 0 ] || { echo "$output"; return 1; }
   [ "$(api tagged/dittofs-s3-policy/tags/list | jq -c .tags)" = '["rc1"]' ]
+}
+
+@test "policy-runner, built without the registry client, names the binary that has it" {
+  [[ -x $LEAN_RUNNER ]] || skip "no $LEAN_RUNNER"
+  push_module v-lean
+  run --separate-stderr "$LEAN_RUNNER" push --plain-http "$MODULE" "registry://$OPEN_REGISTRY/$REPO:v-lean2"
+  assert_failed_with "push needs the registry client, which this build of policy-runner leaves out: use policy-runner-registry"
+  run --separate-stderr "$LEAN_RUNNER" pull --plain-http "registry://$OPEN_REGISTRY/$REPO:v-lean"
+  assert_failed_with "pull needs the registry client"
+  run --separate-stderr "$LEAN_RUNNER" run --request-path test_data/pod-create.json --plain-http \
+    "registry://$OPEN_REGISTRY/$REPO:v-lean"
+  assert_failed_with "reading registry://$OPEN_REGISTRY/$REPO:v-lean needs the registry client"
+  run api "$REPO/manifests/v-lean2"
+  [ "$status" -ne 0 ]
 }
 
 @test "a module without embedded metadata is refused, and nothing is uploaded" {

@@ -56,10 +56,6 @@ impl Location {
     }
 }
 
-pub fn is_registry_uri(uri: &str) -> bool {
-    uri.starts_with(SCHEME)
-}
-
 /// `immutable` (as `Location::immutable` prints it) as a `registry://` URI.
 pub fn as_uri(immutable: &str) -> String {
     format!("{SCHEME}{immutable}")

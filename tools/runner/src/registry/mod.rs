@@ -19,7 +19,7 @@ use oci_client::{Client, RegistryOperation};
 
 use self::failure::{Attempt, Operation};
 use self::layout::Artifact;
-pub use self::location::{Location, as_uri, is_registry_uri};
+pub use self::location::{Location, as_uri};
 
 /// A module fetched from a registry.
 pub struct Pulled {
