@@ -1,5 +1,11 @@
 //! The benchmark floor: parses the validation request exactly as the SDK does, then accepts.
 //! `make bench` reports the policy's cost as ratios against this module.
+//!
+//! With settings `{"lookups": [GET_RESOURCE_REQUEST, …]}` it also makes those
+//! `kubernetes/get_resource` host calls, in order, each payload sent as given (the JSON the
+//! policy sends: api_version, kind, name, namespace, disable_cache, field_masks), and discards
+//! the answers unread: the floor of a request that needs those lookups, which measures what the
+//! host's calls cost under a given host.
 
 use kubewarden_policy_sdk::request::ValidationRequest;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
@@ -16,6 +22,17 @@ pub extern "C" fn wapc_init() {
 fn validate(payload: &[u8]) -> CallResult {
     let request = ValidationRequest::<serde_json::Value>::new(payload)?;
     std::hint::black_box(&request);
+    if let Some(lookups) = request.settings.get("lookups").and_then(|l| l.as_array()) {
+        for lookup in lookups {
+            let answer = guest::host_call(
+                "kubewarden",
+                "kubernetes",
+                "get_resource",
+                &serde_json::to_vec(lookup)?,
+            )?;
+            std::hint::black_box(answer);
+        }
+    }
     accept_request()
 }
 
