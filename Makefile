@@ -68,12 +68,15 @@ target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo
 	scripts/build-wasm.sh floor-policy target/floor-policy.wasm
 
 # Benchmarks against the floor module and checks the budgets (see README, Performance): on the
-# runner, then under load through the real policy-server. Both run; bench fails if either missed.
+# runner, under kwctl bench (when kwctl is there; scripts/bench-kwctl.sh), then under load through
+# the real policy-server. All run; bench fails if any missed.
 .PHONY: bench
 bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER) $(LIFECYCLE)
 	scripts/ensure-tools.sh jq python3 curl openssl ab:apache2-utils
 	@status=0; \
 	RUNNER=$(RUNNER) scripts/bench.sh || status=1; \
+	echo; echo "== under kwctl bench ($(or $(REAL_KWCTL),kwctl not found))"; \
+	KWCTL=$(REAL_KWCTL) scripts/bench-kwctl.sh || status=1; \
 	if [ -z "$(POLICY_SERVER)" ]; then \
 		echo; echo "== policy-server not found: the load test through it is skipped"; \
 	else \

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The budgets under the real host (issue 13, item 4): `kwctl bench` on the policy and on the
+# floor module (tools/floor-policy), both annotated by kwctl, in the same run, and PASS/FAIL per
+# budget. Lookups are real ones: kwctl's own Kubernetes client, pointed (KUBECONFIG) at
+# tools/fake-kube-api, which serves the DittoServer and the Secret of test_data/pod-create.json;
+# kwctl caches them as policy-server does and applies the field masks. (kwctl's replay sessions
+# cannot serve a benchmark: each recorded answer is used once, then every lookup fails.)
+#
+#   KWCTL=../shared/tools/kwctl/kwctl scripts/bench-kwctl.sh
+#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), ROUNDS (3), WARM_UP (1 s),
+#   MEASURE (2 s)
+#
+# kwctl bench evaluates on one instance, again and again (policy-server instantiates per
+# request; the runner's bench measures that), so these figures leave instantiation out. Each
+# scenario runs ROUNDS times, policy and floor interleaved; a figure is the median over rounds
+# of kwctl's median.
+#
+# Scenarios, each against its floor:
+#   fast path        non-DittoFS Pod, no lookup                  vs the floor
+#   inject path      DittoFS Pod CREATE, both lookups, injection vs the floor making the same
+#                    two get_resource calls (same masks) and reading nothing
+#   1 MiB Secret     the inject path with a 1 MiB entry beside the credentials (masked away by
+#                    the host)                                   vs the same with a 1 KiB entry;
+#                    and the floor's same two lookups on either Secret: what the host's masking
+#                    of the cached object costs, whatever the policy does
+# Budgets: fast path <= 1.15x floor; inject path <= floor with the lookups + 30 µs;
+# 1 MiB Secret <= 1.2x the 1 KiB one; module annotated by kwctl <= 400 KB (400,000 bytes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KWCTL=${KWCTL:-$(command -v kwctl || true)}
+POLICY=${POLICY:-policy.wasm}
+FLOOR=${FLOOR:-target/floor-policy.wasm}
+ROUNDS=${ROUNDS:-3}
+WARM_UP=${WARM_UP:-1}
+MEASURE=${MEASURE:-2}
+
+if [[ -z $KWCTL || ! -x $KWCTL ]]; then
+  echo "kwctl not found (../shared/tools/kwctl/kwctl or PATH): the budgets under kwctl were not measured"
+  exit 0
+fi
+
+# shellcheck source=scripts/policy-server.bash
+source scripts/policy-server.bash # start_fake_api, stop_fake_api, api_state
+dir=$(mktemp -d)
+cleanup() {
+  stop_fake_api "$dir"
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# Both modules annotated by kwctl; the floor may look up what the policy looks up.
+cat >"$dir/floor-metadata.yml" <<'YAML'
+rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    resources: ["pods"]
+    operations: ["CREATE"]
+mutating: false
+contextAwareResources:
+  - apiVersion: v1
+    kind: Secret
+  - apiVersion: dittofs.dittofs.com/v1alpha1
+    kind: DittoServer
+executionMode: kubewarden-wapc
+backgroundAudit: true
+annotations:
+  io.kubewarden.policy.title: floor-policy
+  io.kubewarden.policy.version: 0.0.0
+  io.kubewarden.policy.description: The benchmark floor, parses the request and accepts
+  io.kubewarden.policy.author: DittoFS S3 policy maintainers <dittofs-s3-policy@dittofs.io>
+YAML
+"$KWCTL" annotate -m metadata.yml -u README.md -o "$dir/policy.wasm" "$POLICY" >"$dir/annotate.log" 2>&1 ||
+  { cat "$dir/annotate.log" >&2; exit 1; }
+"$KWCTL" annotate -m "$dir/floor-metadata.yml" -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
+  { cat "$dir/annotate.log" >&2; exit 1; }
+
+# The floor's lookups: exactly the get_resource requests the policy makes for pod-create.json,
+# as test_data/session-workload-found.yml records them (kwctl 1.35 replays them field by field).
+python3 - test_data/session-workload-found.yml >"$dir/lookups.json" <<'PY'
+import json, sys
+lookups, current, key = [], None, None
+for line in open(sys.argv[1]):
+    text = line.strip()
+    if text == "!KubernetesGetResource":
+        current = {}
+        lookups.append(current)
+    elif current is not None and text.startswith("response:"):
+        current = None
+    elif current is not None and text.startswith("- "):
+        current[key].append(text[2:])
+    elif current is not None and ":" in text:
+        key, value = (part.strip() for part in text.split(":", 1))
+        current[key] = {"": [], "false": False, "true": True, "null": None}.get(value, value)
+print(json.dumps({"lookups": lookups}))
+PY
+
+# The cluster: the DittoServer and Secret of pod-create.json (fake credentials), the Secret with
+# an unrelated entry of BULK bytes (base64 of that many bytes) beside the credentials.
+cluster() { # BULK
+
+  b64() { printf %s "$1" | base64 -w0; }
+  python3 -c 'import base64, sys; print(base64.b64encode(b"x" * int(sys.argv[1])).decode())' "$1" >"$dir/bulk"
+  jq -n --arg ak "$(b64 FAKE-ACCESS-KEY-ID-0000)" --arg sk "$(b64 FAKE-SECRET-ACCESS-KEY-DO-NOT-USE)" \
+    --arg ep "$(b64 https://s3.cubbit.eu)" --rawfile bulk "$dir/bulk" '{objects: {
+    "/apis/dittofs.dittofs.com/v1alpha1/namespaces/dittofs-system/dittoservers/dittofs-s3-sample":
+      {apiVersion: "dittofs.dittofs.com/v1alpha1", kind: "DittoServer",
+       metadata: {name: "dittofs-s3-sample", namespace: "dittofs-system", uid: "7d1e3c2a-0000-4000-8000-000000000001"},
+       spec: {s3: {credentialsSecretRef: {secretName: "dittofs-s3-credentials"}, region: "eu-west-1", bucket: "dittofs-data"}}},
+    "/api/v1/namespaces/dittofs-system/secrets/dittofs-s3-credentials":
+      {apiVersion: "v1", kind: "Secret",
+       metadata: {name: "dittofs-s3-credentials", namespace: "dittofs-system", resourceVersion: "1001"},
+       data: ({accessKeyId: $ak, secretAccessKey: $sk, endpoint: $ep}
+              + (if ($bulk | length) > 1 then {bulk: ($bulk | rtrimstr("\n"))} else {} end))}}}' |
+    api_state "$dir"
+}
+cluster 0
+start_fake_api "$dir"
+export KUBECONFIG=$dir/kubeconfig
+
+# check MODULE REQUEST SETTINGS JQ: one `kwctl run` must answer as JQ expects (the bench
+# measures the path it means to).
+check() {
+  local response
+  response=$("$KWCTL" run --request-path "$2" --settings-json "$3" --allow-context-aware "$1" 2>"$dir/run.log") ||
+    { echo "kwctl run failed:" >&2; cat "$dir/run.log" >&2; exit 1; }
+  jq -e "$4" <<<"$response" >/dev/null || { echo "unexpected answer for $1 $2 (wanted $4): $response" >&2; exit 1; }
+}
+
+# bench MODULE REQUEST SETTINGS: kwctl's median for `validate`, in µs. A lookup that failed
+# during the run (kwctl logs `callback evaluation failed`) voids the figure.
+bench() {
+  local output
+  output=$("$KWCTL" bench --warm-up-time "$WARM_UP" --measurement-time "$MEASURE" --num-samples 100 \
+    --request-path "$2" --settings-json "$3" --allow-context-aware "$1" 2>"$dir/bench.log" |
+    sed 's/\x1b\[[0-9;]*m//g') || { cat "$dir/bench.log" >&2; exit 1; }
+  if grep -q 'callback evaluation failed' "$dir/bench.log"; then
+    echo "a lookup failed during kwctl bench $1 $2: the figure would be another path's" >&2
+    exit 1
+  fi
+  awk '/^validate \[/ { on = 1; next }
+       on && /med = / { sub(/.*med = /, ""); sub(/,.*/, "");
+         value = $0 + 0; unit = $0; sub(/^[0-9.]+/, "", unit);
+         factor = (unit == "ns") ? 0.001 : (unit == "ms") ? 1000 : (unit == "s") ? 1000000 : 1;
+         printf "%.2f\n", value * factor; exit }' <<<"$output"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+lookups=$(<"$dir/lookups.json")
+# name | module | request | settings | BULK bytes in the Secret
+runs=(
+  "fast|$dir/policy.wasm|test_data/pod-create-not-dittofs.json|{}|0"
+  "fast-floor|$dir/floor.wasm|test_data/pod-create-not-dittofs.json|{}|0"
+  "inject|$dir/policy.wasm|test_data/pod-create.json|{}|0"
+  "inject-floor-lookups|$dir/floor.wasm|test_data/pod-create.json|$lookups|0"
+  "inject-floor|$dir/floor.wasm|test_data/pod-create.json|{}|0"
+  "secret-1kib|$dir/policy.wasm|test_data/pod-create.json|{}|1024"
+  "secret-1mib|$dir/policy.wasm|test_data/pod-create.json|{}|1048576"
+  "secret-1kib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1024"
+  "secret-1mib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1048576"
+)
+
+# What each run must answer: the fast path untouched, the inject path injected with every lookup
+# answered (a patch, no warning), the floor accepting.
+check "$dir/policy.wasm" test_data/pod-create-not-dittofs.json '{}' '.allowed and (.patch == null) and (.warnings == null)'
+check "$dir/policy.wasm" test_data/pod-create.json '{}' '.allowed and (.patch != null) and (.warnings == null)'
+check "$dir/floor.wasm" test_data/pod-create.json "$lookups" '.allowed and (.status == null)'
+for bulk in 1024 1048576; do
+  cluster "$bulk"
+  check "$dir/policy.wasm" test_data/pod-create.json '{}' '.allowed and (.patch != null) and (.warnings == null)'
+done
+
+echo "kwctl bench: $("$KWCTL" --version 2>/dev/null | head -n 1), $(nproc) CPUs; warm-up ${WARM_UP} s, measurement ${MEASURE} s, $ROUNDS rounds"
+echo "lookups through kwctl's Kubernetes client (cached, masks applied) from tools/fake-kube-api"
+for round in $(seq "$ROUNDS"); do
+  for run in "${runs[@]}"; do
+    IFS='|' read -r name module request settings bulk <<<"$run"
+    cluster "$bulk"
+    bench "$module" "$request" "$settings" >>"$dir/$name.us"
+  done
+done
+declare -A us
+for run in "${runs[@]}"; do
+  name=${run%%|*}
+  us[$name]=$(median <"$dir/$name.us")
+done
+
+ratio() { jq -n "$1 / $2"; }
+printf '\n%-60s %10s %10s %8s\n' "scenario (kwctl bench, median of $ROUNDS)" "µs" "floor µs" ratio
+row() { printf '%-60s %10.1f %10.1f %7.2fx\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+row "fast path: non-DittoFS pod (no lookup)" "${us[fast]}" "${us[fast-floor]}"
+row "DittoFS Pod CREATE, two lookups, injection" "${us[inject]}" "${us[inject-floor-lookups]}"
+row "  floor without the lookups (so the two host calls cost $(jq -n "${us[inject-floor-lookups]} - ${us[inject-floor]}" | xargs printf %.1f) µs)" "${us[inject-floor]}" "${us[inject-floor]}"
+row "DittoFS Pod CREATE, 1 MiB Secret (masked) vs 1 KiB Secret" "${us[secret-1mib]}" "${us[secret-1kib]}"
+row "  the floor's same two lookups, 1 MiB vs 1 KiB Secret (the host's share)" "${us[secret-1mib-floor]}" "${us[secret-1kib-floor]}"
+size=$(stat -c %s "$dir/policy.wasm")
+echo
+echo "module annotated by kwctl: $size bytes ($(stat -c %s "$POLICY") bytes of code and data before annotation);" \
+  "floor: $(stat -c %s "$dir/floor.wasm") bytes"
+
+failed=0
+verdict() { if jq -e -n "$2" >/dev/null; then echo "PASS  $1"; else echo "FAIL  $1"; failed=1; fi; }
+echo
+fast_ratio=$(ratio "${us[fast]}" "${us[fast-floor]}")
+extra=$(jq -n "${us[inject]} - ${us[inject-floor-lookups]}")
+mib_ratio=$(ratio "${us[secret-1mib]}" "${us[secret-1kib]}")
+verdict "fast path <= 1.15x floor (kwctl): $(printf %.2f "$fast_ratio")x" "$fast_ratio <= 1.15"
+verdict "inject path <= floor + the two host calls + 30 µs (kwctl): floor with lookups + $(printf %.1f "$extra") µs" "$extra <= 30"
+verdict "1 MiB Secret with masks <= 1.2x the 1 KiB one (kwctl): $(printf %.2f "$mib_ratio")x" "$mib_ratio <= 1.2"
+verdict "module annotated by kwctl <= 400 KB: $((size / 1000)) KB" "$size <= 400000"
+exit "$failed"
