@@ -141,7 +141,7 @@ impl ConsumedCredentials {
         hash_entries(
             self.entries
                 .iter()
-                .map(|(key, value)| (format!("{HASH_SOURCE}:{key}"), value.as_bytes())),
+                .map(|(key, value)| (key.as_str(), value.as_bytes())),
         )
     }
 }
@@ -156,18 +156,21 @@ pub fn consumed_fields(keys: &SecretKeys) -> Vec<String> {
     consumed.iter().map(|key| format!("data.{key}")).collect()
 }
 
-/// Hashes entries that arrive sorted by key, framed so no two splits of the same bytes collide.
-fn hash_entries<'v>(entries: impl Iterator<Item = (String, &'v [u8])>) -> String {
+/// Hashes entries that arrive sorted by key, each keyed `<HASH_SOURCE>:<key>` and framed so no
+/// two splits of the same bytes collide.
+fn hash_entries<'v>(entries: impl Iterator<Item = (&'v str, &'v [u8])>) -> String {
     let mut hasher = Sha256::new();
     for (key, value) in entries {
-        hasher.update(format!("{}:{}:{}:", key.len(), key, value.len()).as_bytes());
+        let keyed_length = HASH_SOURCE.len() + 1 + key.len();
+        hasher.update(format!("{keyed_length}:{HASH_SOURCE}:{key}:{}:", value.len()).as_bytes());
         hasher.update(value);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(2 * digest.len());
+    for nibble in digest.iter().flat_map(|byte| [byte >> 4, byte & 0xf]) {
+        hex.extend(char::from_digit(u32::from(nibble), 16));
+    }
+    hex
 }
 
 /// Why an endpoint entry is unusable. The texts never contain any part of the value.
@@ -356,8 +359,8 @@ mod tests {
 
     #[test]
     fn framing_separates_different_splits_of_the_same_bytes() {
-        let split_a = hash_entries([("a".to_owned(), &b"bc"[..])].into_iter());
-        let split_b = hash_entries([("ab".to_owned(), &b"c"[..])].into_iter());
+        let split_a = hash_entries([("a", &b"bc"[..])].into_iter());
+        let split_b = hash_entries([("ab", &b"c"[..])].into_iter());
         assert_ne!(split_a, split_b);
     }
 

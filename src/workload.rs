@@ -466,6 +466,10 @@ fn write(
     };
     let ownership = request.ownership(settings);
     let desired = env::desired(credentials, region);
+    let record = InjectionRecord::new(credentials, region).to_annotation();
+    if is_written(request, settings, &desired, &record, hash.as_deref()) {
+        return Decision::accept();
+    }
     let mut object = request.object.clone();
     let mut warnings = Vec::new();
 
@@ -505,7 +509,6 @@ fn write(
     }
     env::merge(env, &desired);
 
-    let record = InjectionRecord::new(credentials, region).to_annotation();
     let mut written = set_annotation(&mut object, request.kind, RECORD_ANNOTATION, record);
     if let Some(hash) = hash {
         written = written.and_then(|()| {
@@ -537,6 +540,24 @@ fn set_annotation(
         annotations.insert(key.to_owned(), Value::String(value));
     }
     Ok(())
+}
+
+/// Whether the workload already holds exactly what `write` would write (every pod of an
+/// injected template does): then the answer needs no copy of the object.
+fn is_written(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    desired: &[Value],
+    record: &str,
+    hash: Option<&str>,
+) -> bool {
+    let annotation = |key: &str| pod_annotation(request.object, request.kind, key);
+    find_container(request.object, request.kind, &settings.container_name)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .is_some_and(|env| env::compare(env, desired, &|_| false).is_satisfied())
+        && annotation(RECORD_ANNOTATION) == Some(record)
+        && hash.is_none_or(|hash| annotation(&settings.hash_annotation) == Some(hash))
 }
 
 /// A mutation only when something changed.
