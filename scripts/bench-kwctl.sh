@@ -7,7 +7,7 @@
 # cannot serve a benchmark: each recorded answer is used once, then every lookup fails.)
 #
 #   KWCTL=../shared/tools/kwctl/kwctl scripts/bench-kwctl.sh
-#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), ROUNDS (3), WARM_UP (1 s),
+#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), USAGE (target/usage.md), ROUNDS (3), WARM_UP (1 s),
 #   MEASURE (2 s)
 #
 # kwctl bench evaluates on one instance, again and again (policy-server instantiates per
@@ -30,6 +30,7 @@ cd "$(dirname "$0")/.."
 KWCTL=${KWCTL:-$(command -v kwctl || true)}
 POLICY=${POLICY:-policy.wasm}
 FLOOR=${FLOOR:-target/floor-policy.wasm}
+USAGE=${USAGE:-target/usage.md} # the README part the module embeds (make target/usage.md)
 ROUNDS=${ROUNDS:-3}
 WARM_UP=${WARM_UP:-1}
 MEASURE=${MEASURE:-2}
@@ -49,50 +50,14 @@ cleanup() {
 trap cleanup EXIT
 
 # Both modules annotated by kwctl; the floor may look up what the policy looks up.
-cat >"$dir/floor-metadata.yml" <<'YAML'
-rules:
-  - apiGroups: [""]
-    apiVersions: ["v1"]
-    resources: ["pods"]
-    operations: ["CREATE"]
-mutating: false
-contextAwareResources:
-  - apiVersion: v1
-    kind: Secret
-  - apiVersion: dittofs.dittofs.com/v1alpha1
-    kind: DittoServer
-executionMode: kubewarden-wapc
-backgroundAudit: true
-annotations:
-  io.kubewarden.policy.title: floor-policy
-  io.kubewarden.policy.version: 0.0.0
-  io.kubewarden.policy.description: The benchmark floor, parses the request and accepts
-  io.kubewarden.policy.author: DittoFS S3 policy maintainers <dittofs-s3-policy@dittofs.io>
-YAML
-"$KWCTL" annotate -m metadata.yml -u README.md -o "$dir/policy.wasm" "$POLICY" >"$dir/annotate.log" 2>&1 ||
+"$KWCTL" annotate -m metadata.yml -u "$USAGE" -o "$dir/policy.wasm" "$POLICY" >"$dir/annotate.log" 2>&1 ||
   { cat "$dir/annotate.log" >&2; exit 1; }
-"$KWCTL" annotate -m "$dir/floor-metadata.yml" -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
+"$KWCTL" annotate -m tools/floor-policy/metadata.yml -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
   { cat "$dir/annotate.log" >&2; exit 1; }
 
 # The floor's lookups: exactly the get_resource requests the policy makes for pod-create.json,
 # as test_data/session-workload-found.yml records them (kwctl 1.35 replays them field by field).
-python3 - test_data/session-workload-found.yml >"$dir/lookups.json" <<'PY'
-import json, sys
-lookups, current, key = [], None, None
-for line in open(sys.argv[1]):
-    text = line.strip()
-    if text == "!KubernetesGetResource":
-        current = {}
-        lookups.append(current)
-    elif current is not None and text.startswith("response:"):
-        current = None
-    elif current is not None and text.startswith("- "):
-        current[key].append(text[2:])
-    elif current is not None and ":" in text:
-        key, value = (part.strip() for part in text.split(":", 1))
-        current[key] = {"": [], "false": False, "true": True, "null": None}.get(value, value)
-print(json.dumps({"lookups": lookups}))
-PY
+scripts/session-lookups.py test_data/session-workload-found.yml >"$dir/lookups.json"
 
 # The cluster: the DittoServer and Secret of pod-create.json (fake credentials), the Secret with
 # an unrelated entry of BULK bytes (base64 of that many bytes) beside the credentials.
@@ -193,6 +158,9 @@ row "DittoFS Pod CREATE, two lookups, injection" "${us[inject]}" "${us[inject-fl
 row "  floor without the lookups (so the two host calls cost $(jq -n "${us[inject-floor-lookups]} - ${us[inject-floor]}" | xargs printf %.1f) µs)" "${us[inject-floor]}" "${us[inject-floor]}"
 row "DittoFS Pod CREATE, 1 MiB Secret (masked) vs 1 KiB Secret" "${us[secret-1mib]}" "${us[secret-1kib]}"
 row "  the floor's same two lookups, 1 MiB vs 1 KiB Secret (the host's share)" "${us[secret-1mib-floor]}" "${us[secret-1kib-floor]}"
+host_share=$(jq -n "${us[secret-1mib-floor]} - ${us[secret-1kib-floor]}")
+policy_share=$(jq -n "${us[secret-1mib]} - ${us[secret-1kib]} - $host_share")
+printf '  of the 1 MiB Secret'"'"'s extra time, the host'"'"'s lookups take %.1f µs and the policy %.1f µs\n' "$host_share" "$policy_share"
 size=$(stat -c %s "$dir/policy.wasm")
 echo
 echo "module annotated by kwctl: $size bytes ($(stat -c %s "$POLICY") bytes of code and data before annotation);" \

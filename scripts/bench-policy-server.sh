@@ -34,23 +34,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The floor, annotated as policy-server requires (no README, no lookups, validating only).
-cat >"$dir/floor-metadata.yml" <<'YAML'
-rules:
-  - apiGroups: [""]
-    apiVersions: ["v1"]
-    resources: ["pods"]
-    operations: ["CREATE"]
-mutating: false
-executionMode: kubewarden-wapc
-backgroundAudit: true
-annotations:
-  io.kubewarden.policy.title: floor-policy
-  io.kubewarden.policy.version: 0.0.0
-  io.kubewarden.policy.description: The benchmark floor, parses the request and accepts
-  io.kubewarden.policy.author: DittoFS S3 policy maintainers <dittofs-s3-policy@dittofs.io>
-YAML
-"$ANNOTATE" annotate -m "$dir/floor-metadata.yml" -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
+# The floor, annotated as policy-server requires (no README, validating only). It may look up
+# what the policy looks up: served a second time with the policy's two lookups as settings, it
+# measures what those lookups alone cost through policy-server.
+"$ANNOTATE" annotate -m tools/floor-policy/metadata.yml -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
   { cat "$dir/annotate.log" >&2; exit 1; }
 
 # The cluster: the DittoServer and Secret of test_data/pod-create.json, fake credentials.
@@ -68,8 +55,12 @@ jq -n --arg ak "$(b64 FAKE-ACCESS-KEY-ID-0000)" --arg sk "$(b64 FAKE-SECRET-ACCE
 ps_certificates "$dir"
 start_fake_api "$dir"
 target/tool/kit-policies deploy "file://$(realpath "$POLICY")" |
-  jq --arg floor "file://$dir/floor.wasm" '. + {floor: {namespacedName: {Namespace: "", Name: "floor"},
-    module: $floor, policyMode: "protect", allowedToMutate: false, settings: {}, hostCapabilities: ["*"]}}' \
+  jq --arg floor "file://$dir/floor.wasm" --slurpfile lookups <(scripts/session-lookups.py test_data/session-workload-found.yml) \
+    '. + {floor: {namespacedName: {Namespace: "", Name: "floor"},
+    module: $floor, policyMode: "protect", allowedToMutate: false, settings: {}, hostCapabilities: ["*"]},
+    "floor-lookups": {namespacedName: {Namespace: "", Name: "floor-lookups"},
+    module: $floor, policyMode: "protect", allowedToMutate: false, settings: $lookups[0], hostCapabilities: ["*"],
+    contextAwareResources: [{apiVersion: "v1", kind: "Secret"}, {apiVersion: "dittofs.dittofs.com/v1alpha1", kind: "DittoServer"}]}}' \
     >"$dir/policies.yml"
 # Info level, as deployed: debug logging would be part of what is measured.
 start_policy_server "$dir" "$dir/policies.yml"
@@ -117,9 +108,10 @@ check clusterwide-dittofs-s3-inject pod-create '.allowed and .patch != null and 
 check clusterwide-dittofs-s3-inject pod-create-not-dittofs '.allowed and .patch == null and .warnings == null'
 check clusterwide-dittofs-s3-inject pod-create-injected '.allowed and .patch == null and .warnings == null'
 check floor pod-create '.allowed and .patch == null'
+check floor-lookups pod-create '.allowed and .patch == null'
 
 # Warm-up: every policy's first instances, the TLS sessions, the lookup cache.
-for id in floor clusterwide-dittofs-s3-inject; do
+for id in floor floor-lookups clusterwide-dittofs-s3-inject; do
   load "$id" pod-create.review 500 >/dev/null
   load "$id" pod-create-not-dittofs.review 500 >/dev/null
 done
@@ -142,6 +134,7 @@ for round in $(seq "$ROUNDS"); do
     runs[$name-floor]+="$(load floor "$review" "$REQUESTS")"$'\n'
     runs[$name-policy]+="$(load clusterwide-dittofs-s3-inject "$review" "$REQUESTS")"$'\n'
   done
+  runs[lookups-floor]+="$(load floor-lookups pod-create.review "$REQUESTS")"$'\n'
 done
 
 # median COLUMN <<< rows
@@ -173,6 +166,14 @@ for scenario in "${scenarios[@]}"; do
   ratio[$name-rps]=$(jq -n "$rps / $frps")
   printf '%-44s %9s %9.2fx %9s %9.2fx %9s %8.2fx\n' "  ratio to the floor" "" "${ratio[$name-p50]}" "" "${ratio[$name-p99]}" "" "${ratio[$name-rps]}"
 done
+# What the two lookups alone cost: the floor making them, against the floor.
+l=${runs[lookups-floor]}
+f=${runs[inject-floor]}
+ratio[lookups-p50]=$(jq -n "$(median 1 <<<"$l") / $(median 1 <<<"$f")")
+ratio[lookups-p99]=$(jq -n "$(median 2 <<<"$l") / $(median 2 <<<"$f")")
+printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f\n' "(split) floor making the same two lookups" \
+  "$(median 1 <<<"$l")" "$(median 1 <<<"$f")" "$(median 2 <<<"$l")" "$(median 2 <<<"$f")" "$(median 3 <<<"$l")" "$(median 3 <<<"$f")"
+printf '%-44s %9s %9.2fx %9s %9.2fx\n' "  ratio to the floor" "" "${ratio[lookups-p50]}" "" "${ratio[lookups-p99]}"
 printf 'client ceiling (same TLS and HTTP, no evaluation): %.0f req/s; ab used %.0f%% of one CPU there\n' \
   "$ceiling" "$(jq -n "100 * ($ceiling_user + $ceiling_sys) / $ceiling_wall")"
 
@@ -198,6 +199,7 @@ verdict "fast path p50 <= 1.1x floor: $(printf %.2f "${ratio[fast-p50]}")x" "${r
 verdict "fast path p99 <= 1.1x floor: $(printf %.2f "${ratio[fast-p99]}")x" "${ratio[fast-p99]} <= 1.1"
 verdict "inject path p50 <= 1.5x floor: $(printf %.2f "${ratio[inject-p50]}")x" "${ratio[inject-p50]} <= 1.5"
 verdict "inject path p99 <= 1.5x floor: $(printf %.2f "${ratio[inject-p99]}")x" "${ratio[inject-p99]} <= 1.5"
+echo "      (the floor making the policy's two lookups alone: p50 $(printf %.2f "${ratio[lookups-p50]}")x, p99 $(printf %.2f "${ratio[lookups-p99]}")x the floor)"
 verdict "no failed request, no non-2xx answer, no ERROR in policy-server's log: $errors errors" "$errors == 0"
 # Flat: the highest RSS of the last five tenths within 2 MiB of the highest of tenths 2-5 (the
 # first tenth still warms up).
