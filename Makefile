@@ -32,8 +32,16 @@ LIFECYCLE := target/tool/lifecycle-scenario
 $(LIFECYCLE): $(shell find tools/lifecycle/src -name '*.rs') tools/lifecycle/Cargo.toml Cargo.lock
 	cargo build --locked -p lifecycle-scenario --profile tool
 
-annotated-policy.wasm: policy.wasm metadata.yml README.md $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
-	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+# The usage documentation the module embeds (io.kubewarden.policy.usage): the README up to its
+# "end of usage" marker; the developer part after it would only make every module download larger.
+USAGE := target/usage.md
+$(USAGE): README.md
+	@mkdir -p target
+	sed '/^<!-- end of usage/,$$d' README.md >$@
+	@grep -q '^## Settings' $@ || { echo "$@ lost the user documentation: is the marker misplaced?" >&2; exit 1; }
+
+annotated-policy.wasm: policy.wasm metadata.yml $(USAGE) $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
+	$(KWCTL) annotate -m metadata.yml -u $(USAGE) -o annotated-policy.wasm policy.wasm
 
 # Derived from metadata.yml and questions-ui.yml; regenerate after changing either. Written by
 # kwctl itself (the build beside the repository, else kwctl on PATH), as Kubewarden's release job
@@ -71,12 +79,12 @@ target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo
 # runner, under kwctl bench (when kwctl is there; scripts/bench-kwctl.sh), then under load through
 # the real policy-server. All run; bench fails if any missed.
 .PHONY: bench
-bench: annotated-policy.wasm target/floor-policy.wasm $(RUNNER) $(LIFECYCLE)
+bench: annotated-policy.wasm target/floor-policy.wasm $(USAGE) $(RUNNER) $(LIFECYCLE)
 	scripts/ensure-tools.sh jq python3 curl openssl ab:apache2-utils
 	@status=0; \
 	RUNNER=$(RUNNER) scripts/bench.sh || status=1; \
 	echo; echo "== under kwctl bench ($(or $(REAL_KWCTL),kwctl not found))"; \
-	KWCTL=$(REAL_KWCTL) scripts/bench-kwctl.sh || status=1; \
+	KWCTL=$(REAL_KWCTL) USAGE=$(USAGE) scripts/bench-kwctl.sh || status=1; \
 	if [ -z "$(POLICY_SERVER)" ]; then \
 		echo; echo "== policy-server not found: the load test through it is skipped"; \
 	else \
@@ -108,14 +116,14 @@ unit-tests:
 REAL_KWCTL ?= $(firstword $(wildcard ../shared/tools/kwctl/kwctl) $(shell command -v kwctl 2>/dev/null))
 
 # The module each tool runs in e2e-tests, annotated by that tool itself.
-target/runner-annotated-policy.wasm: policy.wasm metadata.yml README.md $(RUNNER)
-	$(RUNNER) annotate -m metadata.yml -u README.md -o $@ policy.wasm
+target/runner-annotated-policy.wasm: policy.wasm metadata.yml $(USAGE) $(RUNNER)
+	$(RUNNER) annotate -m metadata.yml -u $(USAGE) -o $@ policy.wasm
 
 # kwctl prints a Sigstore WARN with a backtrace on every offline start: shown only on failure.
-target/kwctl-annotated-policy.wasm: policy.wasm metadata.yml README.md
+target/kwctl-annotated-policy.wasm: policy.wasm metadata.yml $(USAGE)
 	@test -n "$(REAL_KWCTL)" || { echo "kwctl not found (../shared/tools/kwctl/kwctl or PATH)" >&2; exit 1; }
 	@mkdir -p target
-	$(REAL_KWCTL) annotate -m metadata.yml -u README.md -o $@ policy.wasm 2>target/kwctl-annotate.log \
+	$(REAL_KWCTL) annotate -m metadata.yml -u $(USAGE) -o $@ policy.wasm 2>target/kwctl-annotate.log \
 		|| { cat target/kwctl-annotate.log >&2; exit 1; }
 
 # e2e.bats runs twice when kwctl is present: under the runner, then under the real kwctl (each
@@ -146,9 +154,9 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(REGISTRY_RUNNER) $(LI
 # warnings), same refusal (scripts/differential.sh; README, The runner). Skipped, saying so,
 # without kwctl. JOBS=N runs N pairs at a time (default 12: kwctl mostly waits).
 .PHONY: differential
-differential: policy.wasm metadata.yml README.md $(RUNNER)
+differential: policy.wasm metadata.yml $(USAGE) $(RUNNER)
 	scripts/ensure-tools.sh jq
-	KWCTL=$(REAL_KWCTL) RUNNER=$(RUNNER) scripts/differential.sh
+	KWCTL=$(REAL_KWCTL) RUNNER=$(RUNNER) USAGE=$(USAGE) scripts/differential.sh
 
 # The real policy-server for e2e-policy-server and the load test in bench: the build beside the
 # repository (../shared/tools/policy-server/policy-server), else `policy-server` on PATH.

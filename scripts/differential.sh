@@ -28,6 +28,7 @@ cd "$(dirname "$0")/.."
 RUNNER=${RUNNER:-target/tool/policy-runner}
 KWCTL=${KWCTL:-$(command -v kwctl || true)}
 POLICY=${POLICY:-policy.wasm}
+USAGE=${USAGE:-target/usage.md} # the README part the module embeds (make target/usage.md)
 JOBS=${JOBS:-12}
 FILTER=${1:-}
 
@@ -46,8 +47,8 @@ trap 'rm -rf "$work"' EXIT
 # appends its section), as make e2e-tests does.
 cp "$POLICY" "$work/policy.wasm"
 RUNNER_MODULE=$work/runner-annotated.wasm KWCTL_MODULE=$work/kwctl-annotated.wasm
-"$RUNNER" annotate -m metadata.yml -u README.md -o "$RUNNER_MODULE" "$work/policy.wasm"
-"$KWCTL" annotate -m metadata.yml -u README.md -o "$KWCTL_MODULE" "$work/policy.wasm" 2>"$work/kwctl-annotate.log" \
+"$RUNNER" annotate -m metadata.yml -u "$USAGE" -o "$RUNNER_MODULE" "$work/policy.wasm"
+"$KWCTL" annotate -m metadata.yml -u "$USAGE" -o "$KWCTL_MODULE" "$work/policy.wasm" 2>"$work/kwctl-annotate.log" \
   || { cat "$work/kwctl-annotate.log" >&2; exit 2; }
 
 # Inputs derived from test_data: requests wrapped in an AdmissionReview, as the API server sends them.
