@@ -114,7 +114,8 @@ metadata_annotations() {
   [ "$count" -ge 10 ]
   [ "$(jq -r '.["org.opencontainers.image.source"]' <<<"$annotations")" = \
     "$(metadata_annotations | awk -F'\t' '$1 == "io.kubewarden.policy.source" { print $2 }')" ]
-  # The module embeds the README as io.kubewarden.policy.usage; being multi-line, it stays out.
+  # The module embeds its usage (the README's user part) as io.kubewarden.policy.usage; being
+  # multi-line, it stays out.
   grep -q io.kubewarden.policy.usage "$MODULE"
   [ "$(jq -r '.["io.kubewarden.policy.usage"]' <<<"$annotations")" = null ]
   # Nothing else: metadata.yml's annotations plus the image source.
