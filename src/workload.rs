@@ -464,12 +464,12 @@ fn write(
             "cannot inject S3 credentials into {what}: {field} is malformed"
         ))
     };
-    let ownership = request.ownership(settings);
     let desired = env::desired(credentials, region);
     let record = InjectionRecord::new(credentials, region).to_annotation();
     if is_written(request, settings, &desired, &record, hash.as_deref()) {
         return Decision::accept();
     }
+    let ownership = request.ownership(settings);
     let mut object = request.object.clone();
     let mut warnings = Vec::new();
 
