@@ -8,14 +8,14 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wapc::WapcHost;
-use wasmtime_provider::{WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
 
+use crate::engine::CompiledModule;
 use crate::host::Host;
 use crate::metadata::{self, EmbeddedMetadata};
 
 /// A compiled module, ready to be instantiated once per request (as policy-server does).
 pub struct Policy {
-    pre: WasmtimeEngineProviderPre,
+    module: CompiledModule,
     pub metadata: Option<EmbeddedMetadata>,
 }
 
@@ -26,23 +26,15 @@ impl Policy {
             .map(serde_json::from_value)
             .transpose()
             .context("the module's embedded metadata is malformed")?;
-        let pre = WasmtimeEngineProviderBuilder::new()
-            .engine(engine()?)
-            .module_bytes(module)
-            .wasi_params(wapc::WasiParams::default())
-            .build_pre()
+        let module = CompiledModule::new(&engine()?, module)
             .map_err(|e| anyhow!("cannot compile the module: {e}"))?;
-        Ok(Self { pre, metadata })
+        Ok(Self { module, metadata })
     }
 
     /// A fresh instance whose host calls go to `host`.
     pub fn instantiate(&self, host: Arc<Host>) -> Result<WapcHost> {
-        let provider = self
-            .pre
-            .rehydrate(None)
-            .map_err(|e| anyhow!("cannot instantiate the module: {e}"))?;
         WapcHost::new(
-            Box::new(provider),
+            self.module.provider(),
             Some(Box::new(
                 move |_id, binding: &str, namespace: &str, operation: &str, payload: &[u8]| {
                     host.call(binding, namespace, operation, payload)
@@ -58,7 +50,7 @@ impl Policy {
     }
 }
 
-/// wasmtime-provider's default engine (`Config::default()`), plus wasmtime's compilation
+/// wasmtime's default engine (`Config::default()`, as wasmtime-provider's), plus wasmtime's compilation
 /// cache in its default directory (`~/.cache/wasmtime`, as kwctl's): a module is compiled once,
 /// not on every run (about 0.4 s of CPU for the policy). Entries are keyed by the module's hash
 /// and the compiler's version and settings; without a usable cache directory every run compiles.

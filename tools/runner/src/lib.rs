@@ -8,6 +8,7 @@
 //! docker_credential) stays out of the binary `make demo` builds.
 
 mod bench;
+mod engine;
 mod evaluate;
 mod host;
 mod metadata;

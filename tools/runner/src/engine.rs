@@ -1,0 +1,474 @@
+//! The waPC engine: wasmtime with only what a Kubewarden policy needs (the Cranelift compiler,
+//! the runtime and the compilation cache), instead of wasmtime-provider, whose wasmtime brings
+//! the component model, WASI preview 2, async and GC. Building those took about two of the six
+//! minutes a newcomer's first `make demo` spent compiling the runner.
+//!
+//! The guest sees waPC's host functions and the part of WASI preview 1 that Rust policies
+//! import (`fd_write` to the inherited stdout and stderr, an empty environment, `random_get`,
+//! `proc_exit`), as wasmtime-provider's `inherit_stdio` context gives them. Any other import
+//! links to a function that traps when called, with wasmtime's message naming it.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use wapc::{ModuleState, WebAssemblyEngineProvider, wapc_functions};
+use wasmtime::{
+    AsContext, AsContextMut, Caller, Engine, Extern, InstancePre, Linker, Memory, Module, Store,
+    TypedFunc,
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// WASI's `errno` values the guest can receive.
+const ERRNO_SUCCESS: i32 = 0;
+const ERRNO_BADF: i32 = 8;
+const ERRNO_IO: i32 = 29;
+
+/// A module compiled and linked once; each request gets a fresh instance from it.
+#[derive(Clone)]
+pub struct CompiledModule {
+    engine: Engine,
+    pre: InstancePre<GuestState>,
+}
+
+impl CompiledModule {
+    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        let module = Module::new(engine, bytes).map_err(|e| anyhow!("{e}"))?;
+        let mut linker = Linker::new(engine);
+        add_wapc(&mut linker)?;
+        add_wasi(&mut linker)?;
+        linker
+            .define_unknown_imports_as_traps(&module)
+            .map_err(|e| anyhow!("{e}"))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(Self {
+            engine: engine.clone(),
+            pre,
+        })
+    }
+
+    /// An engine provider for `wapc::WapcHost`, which instantiates it in `init`.
+    pub fn provider(&self) -> Box<dyn WebAssemblyEngineProvider> {
+        Box::new(Provider {
+            compiled: self.clone(),
+            store: Store::new(&self.engine, GuestState::default()),
+            guest_call: None,
+        })
+    }
+}
+
+#[derive(Default)]
+struct GuestState {
+    host: Option<Arc<ModuleState>>,
+}
+
+impl GuestState {
+    fn host(&self) -> wasmtime::Result<Arc<ModuleState>> {
+        self.host
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("the waPC host is not set up yet"))
+    }
+}
+
+struct Provider {
+    compiled: CompiledModule,
+    store: Store<GuestState>,
+    guest_call: Option<TypedFunc<(i32, i32), i32>>,
+}
+
+impl WebAssemblyEngineProvider for Provider {
+    fn init(&mut self, host: Arc<ModuleState>) -> Result<(), BoxError> {
+        self.store.data_mut().host = Some(host);
+        let instance = self.compiled.pre.instantiate(&mut self.store)?;
+        for starter in wapc_functions::REQUIRED_STARTS {
+            let Some(start) = instance.get_func(&mut self.store, starter) else {
+                continue;
+            };
+            let start = start.typed::<(), ()>(&self.store)?;
+            if let Err(error) = start.call(&mut self.store, ()) {
+                // A WASI `main` that exits with 0 has succeeded.
+                return match error.downcast_ref::<Exit>() {
+                    Some(Exit(0)) => continue,
+                    Some(exit) => Err(exit.to_string().into()),
+                    None => Err(error.to_string().into()),
+                };
+            }
+        }
+        let guest_call = instance
+            .get_typed_func::<(i32, i32), i32>(&mut self.store, wapc_functions::GUEST_CALL)
+            .map_err(|_| "the module does not export __guest_call")?;
+        self.guest_call = Some(guest_call);
+        Ok(())
+    }
+
+    /// A trap is the guest's error, as wasmtime-provider reports it.
+    fn call(&mut self, op_length: i32, msg_length: i32) -> Result<i32, BoxError> {
+        let guest_call = self
+            .guest_call
+            .clone()
+            .ok_or("the module is not initialised")?;
+        match guest_call.call(&mut self.store, (op_length, msg_length)) {
+            Ok(result) => Ok(result),
+            Err(error) => {
+                self.store.data().host()?.set_guest_error(error.to_string());
+                Ok(0)
+            }
+        }
+    }
+
+    fn replace(&mut self, _bytes: &[u8]) -> Result<(), BoxError> {
+        Err("replacing a running module is not supported".into())
+    }
+}
+
+/// `proc_exit`'s status, carried out of the guest as an error.
+#[derive(Debug)]
+struct Exit(i32);
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Exited with i32 exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => Ok(memory),
+        _ => Err(wasmtime::format_err!("the module exports no memory")),
+    }
+}
+
+fn read(
+    caller: &Caller<'_, GuestState>,
+    memory: Memory,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Vec<u8>> {
+    let start = ptr as u32 as usize;
+    let end = start.saturating_add(len as u32 as usize);
+    memory
+        .data(caller.as_context())
+        .get(start..end)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| wasmtime::format_err!("out of bounds memory access"))
+}
+
+fn read_str(
+    caller: &Caller<'_, GuestState>,
+    memory: Memory,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<String> {
+    String::from_utf8(read(caller, memory, ptr, len)?)
+        .map_err(|e| wasmtime::format_err!("the guest passed a string that is not UTF-8: {e}"))
+}
+
+fn write(
+    caller: &mut Caller<'_, GuestState>,
+    memory: Memory,
+    ptr: i32,
+    bytes: &[u8],
+) -> wasmtime::Result<()> {
+    memory
+        .write(caller.as_context_mut(), ptr as u32 as usize, bytes)
+        .map_err(|e| wasmtime::format_err!("{e}"))
+}
+
+fn read_u32(caller: &Caller<'_, GuestState>, memory: Memory, ptr: u32) -> wasmtime::Result<u32> {
+    let bytes = read(caller, memory, ptr as i32, 4)?;
+    let bytes: [u8; 4] = bytes
+        .try_into()
+        .map_err(|_| wasmtime::format_err!("out of bounds memory access"))?;
+    Ok(u32::from_le_bytes(bytes))
+}
+
+fn add_wapc(linker: &mut Linker<GuestState>) -> Result<()> {
+    let ns = wapc::HOST_NAMESPACE;
+    let failed = |name: &str, e: wasmtime::Error| anyhow!("cannot define {ns}.{name}: {e}");
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::GUEST_REQUEST_FN,
+            |mut caller: Caller<'_, GuestState>, op_ptr: i32, ptr: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                if let Some(invocation) = host.get_guest_request() {
+                    write(&mut caller, memory, ptr, &invocation.msg)?;
+                    write(&mut caller, memory, op_ptr, invocation.operation.as_bytes())?;
+                }
+                Ok(())
+            },
+        )
+        .map_err(|e| failed(wapc_functions::GUEST_REQUEST_FN, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::HOST_CONSOLE_LOG,
+            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                host.do_console_log(&read_str(&caller, memory, ptr, len)?);
+                Ok(())
+            },
+        )
+        .map_err(|e| failed(wapc_functions::HOST_CONSOLE_LOG, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::HOST_CALL,
+            |mut caller: Caller<'_, GuestState>,
+             binding_ptr: i32,
+             binding_len: i32,
+             ns_ptr: i32,
+             ns_len: i32,
+             op_ptr: i32,
+             op_len: i32,
+             ptr: i32,
+             len: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                let binding = read_str(&caller, memory, binding_ptr, binding_len)?;
+                let namespace = read_str(&caller, memory, ns_ptr, ns_len)?;
+                let operation = read_str(&caller, memory, op_ptr, op_len)?;
+                let payload = read(&caller, memory, ptr, len)?;
+                Ok(host
+                    .do_host_call(&binding, &namespace, &operation, &payload)
+                    .unwrap_or(0))
+            },
+        )
+        .map_err(|e| failed(wapc_functions::HOST_CALL, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::HOST_RESPONSE_FN,
+            |mut caller: Caller<'_, GuestState>, ptr: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                host.with_host_response(|bytes| write(&mut caller, memory, ptr, bytes))
+                    .transpose()?;
+                Ok(())
+            },
+        )
+        .map_err(|e| failed(wapc_functions::HOST_RESPONSE_FN, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::HOST_RESPONSE_LEN_FN,
+            |caller: Caller<'_, GuestState>| Ok(caller.data().host()?.host_response_len() as i32),
+        )
+        .map_err(|e| failed(wapc_functions::HOST_RESPONSE_LEN_FN, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::GUEST_RESPONSE_FN,
+            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                host.set_guest_response(read(&caller, memory, ptr, len)?);
+                Ok(())
+            },
+        )
+        .map_err(|e| failed(wapc_functions::GUEST_RESPONSE_FN, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::GUEST_ERROR_FN,
+            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                host.set_guest_error(read_str(&caller, memory, ptr, len)?);
+                Ok(())
+            },
+        )
+        .map_err(|e| failed(wapc_functions::GUEST_ERROR_FN, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::HOST_ERROR_FN,
+            |mut caller: Caller<'_, GuestState>, ptr: i32| {
+                let host = caller.data().host()?;
+                let memory = memory(&mut caller)?;
+                if let Some(error) = host.get_host_error() {
+                    write(&mut caller, memory, ptr, error.as_bytes())?;
+                }
+                Ok(())
+            },
+        )
+        .map_err(|e| failed(wapc_functions::HOST_ERROR_FN, e))?;
+    linker
+        .func_wrap(
+            ns,
+            wapc_functions::HOST_ERROR_LEN_FN,
+            |caller: Caller<'_, GuestState>| {
+                let host = caller.data().host()?;
+                Ok(host.get_host_error().map_or(0, |error| error.len()) as i32)
+            },
+        )
+        .map_err(|e| failed(wapc_functions::HOST_ERROR_LEN_FN, e))?;
+    Ok(())
+}
+
+fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
+    let ns = "wasi_snapshot_preview1";
+    let failed = |name: &str, e: wasmtime::Error| anyhow!("cannot define {ns}.{name}: {e}");
+    linker
+        .func_wrap(
+            ns,
+            "fd_write",
+            |mut caller: Caller<'_, GuestState>,
+             fd: i32,
+             iovs: i32,
+             iovs_len: i32,
+             written_ptr: i32| {
+                let memory = memory(&mut caller)?;
+                let mut bytes = Vec::new();
+                for index in 0..iovs_len as u32 {
+                    let iov = (iovs as u32).wrapping_add(index.wrapping_mul(8));
+                    let buf = read_u32(&caller, memory, iov)?;
+                    let len = read_u32(&caller, memory, iov.wrapping_add(4))?;
+                    bytes.extend(read(&caller, memory, buf as i32, len as i32)?);
+                }
+                let outcome = match fd {
+                    1 => std::io::stdout().write_all(&bytes),
+                    2 => std::io::stderr().write_all(&bytes),
+                    _ => return Ok(ERRNO_BADF),
+                };
+                if outcome.is_err() {
+                    return Ok(ERRNO_IO);
+                }
+                write(
+                    &mut caller,
+                    memory,
+                    written_ptr,
+                    &(bytes.len() as u32).to_le_bytes(),
+                )?;
+                Ok(ERRNO_SUCCESS)
+            },
+        )
+        .map_err(|e| failed("fd_write", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "environ_sizes_get",
+            |mut caller: Caller<'_, GuestState>, count_ptr: i32, size_ptr: i32| {
+                let memory = memory(&mut caller)?;
+                write(&mut caller, memory, count_ptr, &0u32.to_le_bytes())?;
+                write(&mut caller, memory, size_ptr, &0u32.to_le_bytes())?;
+                Ok(ERRNO_SUCCESS)
+            },
+        )
+        .map_err(|e| failed("environ_sizes_get", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "environ_get",
+            |_caller: Caller<'_, GuestState>, _environ: i32, _buf: i32| Ok(ERRNO_SUCCESS),
+        )
+        .map_err(|e| failed("environ_get", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "random_get",
+            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+                let memory = memory(&mut caller)?;
+                let mut bytes = vec![0; len as u32 as usize];
+                let filled = std::fs::File::open("/dev/urandom")
+                    .and_then(|mut source| source.read_exact(&mut bytes));
+                if filled.is_err() {
+                    return Ok(ERRNO_IO);
+                }
+                write(&mut caller, memory, ptr, &bytes)?;
+                Ok(ERRNO_SUCCESS)
+            },
+        )
+        .map_err(|e| failed("random_get", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "proc_exit",
+            |_caller: Caller<'_, GuestState>, status: i32| -> wasmtime::Result<()> {
+                Err(wasmtime::Error::new(Exit(status)))
+            },
+        )
+        .map_err(|e| failed("proc_exit", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wapc::WapcHost;
+
+    fn host(wat: &str) -> Result<WapcHost, wapc::errors::Error> {
+        let engine = Engine::default();
+        let compiled = CompiledModule::new(&engine, &wat::parse_str(wat).unwrap()).unwrap();
+        WapcHost::new(compiled.provider(), None)
+    }
+
+    /// A guest whose `__guest_call` runs `body`, then answers with memory bytes 0..48.
+    fn answering_memory(imports: &str, body: &str) -> String {
+        format!(
+            r#"(module {imports}
+                 (import "wapc" "__guest_response" (func $respond (param i32 i32)))
+                 (memory (export "memory") 1)
+                 (data (i32.const 0) "\ff\ff\ff\ff\ff\ff\ff\ff")
+                 (func (export "__guest_call") (param i32 i32) (result i32)
+                   {body} (call $respond (i32.const 0) (i32.const 48)) (i32.const 1)))"#
+        )
+    }
+
+    #[test]
+    fn wasi_gives_an_empty_environment_and_random_bytes() {
+        let guest = host(&answering_memory(
+            r#"(import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+               (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))"#,
+            "(drop (call $sizes (i32.const 0) (i32.const 4))) (drop (call $random (i32.const 16) (i32.const 32)))",
+        ))
+        .unwrap();
+        let memory = guest.call("validate", b"").unwrap();
+        assert_eq!(&memory[..8], &[0; 8], "no variables, no bytes of them");
+        assert!(
+            memory[16..48].iter().any(|&byte| byte != 0),
+            "random bytes written"
+        );
+    }
+
+    #[test]
+    fn other_imports_load_and_trap_only_when_called() {
+        let clock = r#"(import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))"#;
+        let unused = host(&answering_memory(clock, "")).unwrap();
+        assert!(unused.call("validate", b"").is_ok());
+        let used = host(&answering_memory(
+            clock,
+            "(drop (call $clock (i32.const 0) (i64.const 0) (i32.const 0)))",
+        ))
+        .unwrap();
+        let error = used.call("validate", b"").unwrap_err().to_string();
+        assert!(
+            error.starts_with("Guest call failure: error while executing at wasm backtrace:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_exit_with_status_0_while_starting_is_success() {
+        let starting_with = |status: i32| {
+            host(&format!(
+                r#"(module
+                     (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                     (memory (export "memory") 1)
+                     (func (export "_start") (call $exit (i32.const {status})))
+                     (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#
+            ))
+        };
+        assert!(starting_with(0).is_ok());
+        let error = starting_with(3).err().unwrap().to_string();
+        assert!(error.contains("Exited with i32 exit status 3"), "{error}");
+    }
+}
