@@ -19,6 +19,10 @@
 #   fast path        non-DittoFS Pod, no lookup                  vs the floor
 #   inject path      DittoFS Pod CREATE, both lookups, injection vs the floor making the same
 #                    two get_resource calls (same masks) and reading nothing
+#                    and the floor making those calls and answering with the policy's own
+#                    mutated object (given in its settings) vs the same floor given the same
+#                    settings and accepting: what the host spends on the mutation, whatever the
+#                    policy does
 #   1 MiB Secret     the inject path with a 1 MiB entry beside the credentials (masked away by
 #                    the host)                                   vs the same with a 1 KiB entry;
 #                    and the floor's same two lookups on either Secret: what the host's masking
@@ -112,6 +116,19 @@ bench() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 lookups=$(<"$dir/lookups.json")
+
+# The floor answering with the policy's own answer to pod-create.json (the request's object with
+# the policy's patch applied), annotated as mutating so that kwctl takes the mutation as it
+# takes the policy's.
+sed 's/^mutating: false$/mutating: true/' tools/floor-policy/metadata.yml >"$dir/floor-mutating.yml"
+"$KWCTL" annotate -m "$dir/floor-mutating.yml" -o "$dir/floor-mutating.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
+  { cat "$dir/annotate.log" >&2; exit 1; }
+"$KWCTL" run --request-path test_data/pod-create.json --settings-json '{}' --allow-context-aware "$dir/policy.wasm" \
+  2>"$dir/run.log" >"$dir/inject-response.json" || { cat "$dir/run.log" >&2; exit 1; }
+mutating_lookups=$(scripts/mutating-floor-settings.py test_data/pod-create.json "$dir/inject-response.json" "$dir/lookups.json" response)
+# The same settings under another key: the floor carries and parses them, and accepts. Against
+# it, the mutating floor's extra time is the host's handling of the mutation alone.
+carrying_lookups=$(scripts/mutating-floor-settings.py test_data/pod-create.json "$dir/inject-response.json" "$dir/lookups.json" carried)
 # name | module | request | settings | BULK bytes in the Secret
 runs=(
   "fast|$dir/policy.wasm|test_data/pod-create-not-dittofs.json|{}|0"
@@ -119,6 +136,8 @@ runs=(
   "inject|$dir/policy.wasm|test_data/pod-create.json|{}|0"
   "inject-floor-lookups|$dir/floor.wasm|test_data/pod-create.json|$lookups|0"
   "inject-floor|$dir/floor.wasm|test_data/pod-create.json|{}|0"
+  "inject-floor-carrying|$dir/floor-mutating.wasm|test_data/pod-create.json|$carrying_lookups|0"
+  "inject-floor-mutating|$dir/floor-mutating.wasm|test_data/pod-create.json|$mutating_lookups|0"
   "secret-1kib|$dir/policy.wasm|test_data/pod-create.json|{}|1024"
   "secret-1mib|$dir/policy.wasm|test_data/pod-create.json|{}|1048576"
   "secret-1kib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1024"
@@ -130,6 +149,10 @@ runs=(
 check "$dir/policy.wasm" test_data/pod-create-not-dittofs.json '{}' '.allowed and (.patch == null) and (.warnings == null)'
 check "$dir/policy.wasm" test_data/pod-create.json '{}' '.allowed and (.patch != null) and (.warnings == null)'
 check "$dir/floor.wasm" test_data/pod-create.json "$lookups" '.allowed and (.status == null)'
+# The mutating floor's patch is the policy's, op for op.
+check "$dir/floor-mutating.wasm" test_data/pod-create.json "$mutating_lookups" \
+  ".allowed and (.patch == $(jq .patch "$dir/inject-response.json"))"
+check "$dir/floor-mutating.wasm" test_data/pod-create.json "$carrying_lookups" '.allowed and (.patch == null)'
 for bulk in 1024 1048576; do
   cluster "$bulk"
   check "$dir/policy.wasm" test_data/pod-create.json '{}' '.allowed and (.patch != null) and (.warnings == null)'
@@ -156,6 +179,10 @@ row() { printf '%-60s %10.1f %10.1f %7.2fx\n' "$1" "$2" "$3" "$(ratio "$2" "$3")
 row "fast path: non-DittoFS pod (no lookup)" "${us[fast]}" "${us[fast-floor]}"
 row "DittoFS Pod CREATE, two lookups, injection" "${us[inject]}" "${us[inject-floor-lookups]}"
 row "  floor without the lookups (so the two host calls cost $(jq -n "${us[inject-floor-lookups]} - ${us[inject-floor]}" | xargs printf %.1f) µs)" "${us[inject-floor]}" "${us[inject-floor]}"
+row "  the floor's lookups, answering with the policy's mutated object" "${us[inject-floor-mutating]}" "${us[inject-floor-carrying]}"
+mutation_share=$(jq -n "${us[inject-floor-mutating]} - ${us[inject-floor-carrying]}")
+printf '  of the inject path'"'"'s extra time, the host'"'"'s handling of the mutation takes %.1f µs and the policy %.1f µs\n' \
+  "$mutation_share" "$(jq -n "${us[inject]} - ${us[inject-floor-mutating]}")"
 row "DittoFS Pod CREATE, 1 MiB Secret (masked) vs 1 KiB Secret" "${us[secret-1mib]}" "${us[secret-1kib]}"
 row "  the floor's same two lookups, 1 MiB vs 1 KiB Secret (the host's share)" "${us[secret-1mib-floor]}" "${us[secret-1kib-floor]}"
 host_share=$(jq -n "${us[secret-1mib-floor]} - ${us[secret-1kib-floor]}")

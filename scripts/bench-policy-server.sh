@@ -40,6 +40,23 @@ trap cleanup EXIT
 "$ANNOTATE" annotate -m tools/floor-policy/metadata.yml -o "$dir/floor.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
   { cat "$dir/annotate.log" >&2; exit 1; }
 
+# The floor answering with the policy's own answer to pod-create.json (its mutated object), and
+# the same floor carrying the same settings but accepting: against each other they split off
+# what policy-server spends on the mutation itself (reading the object back, diffing it,
+# encoding and sending the patch), whatever the policy does. The policy's answer comes from the
+# recorded session of the same cluster; check below holds the floor's patch to the policy's.
+sed 's/^mutating: false$/mutating: true/' tools/floor-policy/metadata.yml >"$dir/floor-mutating.yml"
+"$ANNOTATE" annotate -m "$dir/floor-mutating.yml" -o "$dir/floor-mutating.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
+  { cat "$dir/annotate.log" >&2; exit 1; }
+scripts/session-lookups.py test_data/session-workload-found.yml >"$dir/lookups.json"
+"$ANNOTATE" run --request-path test_data/pod-create.json --allow-context-aware \
+  --replay-host-capabilities-interactions test_data/session-workload-found.yml "$POLICY" \
+  >"$dir/inject-response.json" 2>"$dir/run.log" || { cat "$dir/run.log" >&2; exit 1; }
+for key in response carried; do
+  scripts/mutating-floor-settings.py test_data/pod-create.json "$dir/inject-response.json" "$dir/lookups.json" "$key" \
+    >"$dir/floor-$key.json"
+done
+
 # The cluster: the DittoServer and Secret of test_data/pod-create.json, fake credentials.
 b64() { printf %s "$1" | base64 -w0; }
 jq -n --arg ak "$(b64 FAKE-ACCESS-KEY-ID-0000)" --arg sk "$(b64 FAKE-SECRET-ACCESS-KEY-DO-NOT-USE)" \
@@ -55,12 +72,21 @@ jq -n --arg ak "$(b64 FAKE-ACCESS-KEY-ID-0000)" --arg sk "$(b64 FAKE-SECRET-ACCE
 ps_certificates "$dir"
 start_fake_api "$dir"
 target/tool/kit-policies deploy "file://$(realpath "$POLICY")" |
-  jq --arg floor "file://$dir/floor.wasm" --slurpfile lookups <(scripts/session-lookups.py test_data/session-workload-found.yml) \
-    '. + {floor: {namespacedName: {Namespace: "", Name: "floor"},
+  jq --arg floor "file://$dir/floor.wasm" --arg mutating "file://$dir/floor-mutating.wasm" \
+    --slurpfile lookups "$dir/lookups.json" --slurpfile responding "$dir/floor-response.json" \
+    --slurpfile carrying "$dir/floor-carried.json" \
+    '[{apiVersion: "v1", kind: "Secret"}, {apiVersion: "dittofs.dittofs.com/v1alpha1", kind: "DittoServer"}] as $resources
+    | . + {floor: {namespacedName: {Namespace: "", Name: "floor"},
     module: $floor, policyMode: "protect", allowedToMutate: false, settings: {}, hostCapabilities: ["*"]},
     "floor-lookups": {namespacedName: {Namespace: "", Name: "floor-lookups"},
     module: $floor, policyMode: "protect", allowedToMutate: false, settings: $lookups[0], hostCapabilities: ["*"],
-    contextAwareResources: [{apiVersion: "v1", kind: "Secret"}, {apiVersion: "dittofs.dittofs.com/v1alpha1", kind: "DittoServer"}]}}' \
+    contextAwareResources: $resources},
+    "floor-carrying": {namespacedName: {Namespace: "", Name: "floor-carrying"},
+    module: $mutating, policyMode: "protect", allowedToMutate: true, settings: $carrying[0], hostCapabilities: ["*"],
+    contextAwareResources: $resources},
+    "floor-mutating": {namespacedName: {Namespace: "", Name: "floor-mutating"},
+    module: $mutating, policyMode: "protect", allowedToMutate: true, settings: $responding[0], hostCapabilities: ["*"],
+    contextAwareResources: $resources}}' \
     >"$dir/policies.yml"
 # Info level, as deployed: debug logging would be part of what is measured.
 start_policy_server "$dir" "$dir/policies.yml"
@@ -109,9 +135,13 @@ check clusterwide-dittofs-s3-inject pod-create-not-dittofs '.allowed and .patch 
 check clusterwide-dittofs-s3-inject pod-create-injected '.allowed and .patch == null and .warnings == null'
 check floor pod-create '.allowed and .patch == null'
 check floor-lookups pod-create '.allowed and .patch == null'
+check floor-carrying pod-create '.allowed and .patch == null'
+post_review "$dir" test_data/pod-create.json clusterwide-dittofs-s3-inject validate
+policy_patch=$(jq .response.patch "$dir/response.json")
+check floor-mutating pod-create ".allowed and .patch == $policy_patch"
 
 # Warm-up: every policy's first instances, the TLS sessions, the lookup cache.
-for id in floor floor-lookups clusterwide-dittofs-s3-inject; do
+for id in floor floor-lookups floor-carrying floor-mutating clusterwide-dittofs-s3-inject; do
   load "$id" pod-create.review 500 >/dev/null
   load "$id" pod-create-not-dittofs.review 500 >/dev/null
 done
@@ -135,6 +165,8 @@ for round in $(seq "$ROUNDS"); do
     runs[$name-policy]+="$(load clusterwide-dittofs-s3-inject "$review" "$REQUESTS")"$'\n'
   done
   runs[lookups-floor]+="$(load floor-lookups pod-create.review "$REQUESTS")"$'\n'
+  runs[carrying-floor]+="$(load floor-carrying pod-create.review "$REQUESTS")"$'\n'
+  runs[mutating-floor]+="$(load floor-mutating pod-create.review "$REQUESTS")"$'\n'
 done
 
 # median COLUMN <<< rows
@@ -166,14 +198,24 @@ for scenario in "${scenarios[@]}"; do
   ratio[$name-rps]=$(jq -n "$rps / $frps")
   printf '%-44s %9s %9.2fx %9s %9.2fx %9s %8.2fx\n' "  ratio to the floor" "" "${ratio[$name-p50]}" "" "${ratio[$name-p99]}" "" "${ratio[$name-rps]}"
 done
-# What the two lookups alone cost: the floor making them, against the floor.
-l=${runs[lookups-floor]}
+# split NAME LABEL RUNS: a floor variant's row against the floor, its ratios kept as NAME-p50/p99.
 f=${runs[inject-floor]}
-ratio[lookups-p50]=$(jq -n "$(median 1 <<<"$l") / $(median 1 <<<"$f")")
-ratio[lookups-p99]=$(jq -n "$(median 2 <<<"$l") / $(median 2 <<<"$f")")
-printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f\n' "(split) floor making the same two lookups" \
-  "$(median 1 <<<"$l")" "$(median 1 <<<"$f")" "$(median 2 <<<"$l")" "$(median 2 <<<"$f")" "$(median 3 <<<"$l")" "$(median 3 <<<"$f")"
-printf '%-44s %9s %9.2fx %9s %9.2fx\n' "  ratio to the floor" "" "${ratio[lookups-p50]}" "" "${ratio[lookups-p99]}"
+split() {
+  ratio[$1-p50]=$(jq -n "$(median 1 <<<"$3") / $(median 1 <<<"$f")")
+  ratio[$1-p99]=$(jq -n "$(median 2 <<<"$3") / $(median 2 <<<"$f")")
+  printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f\n' "$2" \
+    "$(median 1 <<<"$3")" "$(median 1 <<<"$f")" "$(median 2 <<<"$3")" "$(median 2 <<<"$f")" "$(median 3 <<<"$3")" "$(median 3 <<<"$f")"
+  printf '%-44s %9s %9.2fx %9s %9.2fx\n' "  ratio to the floor" "" "${ratio[$1-p50]}" "" "${ratio[$1-p99]}"
+}
+# What the two lookups alone cost: the floor making them.
+split lookups "(split) floor making the same two lookups" "${runs[lookups-floor]}"
+# What policy-server spends on the mutation: the floor answering with the policy's mutated
+# object, against the same floor carrying the same settings and accepting.
+m=${runs[mutating-floor]}
+c=${runs[carrying-floor]}
+split mutating "(split) floor, lookups, the policy's mutation" "$m"
+printf '%-44s %9.3f %9s %9.3f\n' "  of which the mutation (vs carrying it, ms)" \
+  "$(jq -n "$(median 1 <<<"$m") - $(median 1 <<<"$c")")" "" "$(jq -n "$(median 2 <<<"$m") - $(median 2 <<<"$c")")"
 printf 'client ceiling (same TLS and HTTP, no evaluation): %.0f req/s; ab used %.0f%% of one CPU there\n' \
   "$ceiling" "$(jq -n "100 * ($ceiling_user + $ceiling_sys) / $ceiling_wall")"
 
@@ -200,6 +242,7 @@ verdict "fast path p99 <= 1.1x floor: $(printf %.2f "${ratio[fast-p99]}")x" "${r
 verdict "inject path p50 <= 1.5x floor: $(printf %.2f "${ratio[inject-p50]}")x" "${ratio[inject-p50]} <= 1.5"
 verdict "inject path p99 <= 1.5x floor: $(printf %.2f "${ratio[inject-p99]}")x" "${ratio[inject-p99]} <= 1.5"
 echo "      (the floor making the policy's two lookups alone: p50 $(printf %.2f "${ratio[lookups-p50]}")x, p99 $(printf %.2f "${ratio[lookups-p99]}")x the floor)"
+echo "      (the floor making them and answering with the policy's mutated object: p50 $(printf %.2f "${ratio[mutating-p50]}")x, p99 $(printf %.2f "${ratio[mutating-p99]}")x the floor)"
 verdict "no failed request, no non-2xx answer, no ERROR in policy-server's log: $errors errors" "$errors == 0"
 # Flat: the highest RSS of the last five tenths within 2 MiB of the highest of tenths 2-5 (the
 # first tenth still warms up).

@@ -6,6 +6,10 @@
 //! policy sends: api_version, kind, name, namespace, disable_cache, field_masks), and discards
 //! the answers unread: the floor of a request that needs those lookups, which measures what the
 //! host's calls cost under a given host.
+//!
+//! With `{"response": TEXT}` it answers with TEXT, a ValidationResponse given as a JSON string,
+//! instead of accepting: given the policy's own answer (a mutated object), it measures what the
+//! host spends on a mutation (reading the object back, diffing it, encoding the patch).
 
 use kubewarden_policy_sdk::request::ValidationRequest;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
@@ -33,7 +37,10 @@ fn validate(payload: &[u8]) -> CallResult {
             std::hint::black_box(answer);
         }
     }
-    accept_request()
+    match request.settings.get("response").and_then(|r| r.as_str()) {
+        Some(response) => Ok(response.as_bytes().to_vec()),
+        None => accept_request(),
+    }
 }
 
 fn validate_settings(_payload: &[u8]) -> CallResult {
