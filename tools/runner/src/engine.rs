@@ -4,9 +4,10 @@
 //! minutes a newcomer's first `make demo` spent compiling the runner.
 //!
 //! The guest sees waPC's host functions and the part of WASI preview 1 that Rust policies
-//! import (`fd_write` to the inherited stdout and stderr, an empty environment, `random_get`,
-//! `proc_exit`), as wasmtime-provider's `inherit_stdio` context gives them. Any other import
-//! links to a function that traps when called, with wasmtime's message naming it.
+//! use: `fd_write` to the inherited stdout and stderr, no arguments and an empty environment
+//! (as wasmtime-provider's context gives them), `clock_time_get`, `random_get`, `sched_yield`,
+//! `proc_exit`. Any other import links to a function that traps when called: a module that
+//! imports more than it uses still runs.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -24,6 +25,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// WASI's `errno` values the guest can receive.
 const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_BADF: i32 = 8;
+const ERRNO_INVAL: i32 = 28;
 const ERRNO_IO: i32 = 29;
 
 /// A module compiled and linked once; each request gets a fresh instance from it.
@@ -136,6 +138,19 @@ impl fmt::Display for Exit {
 }
 
 impl std::error::Error for Exit {}
+
+/// WASI's realtime (0) and monotonic (1) clocks in nanoseconds; `None` for the CPU-time clocks.
+fn clock_now(clock: i32) -> Option<u64> {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = match clock {
+        0 => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?,
+        1 => START.get_or_init(std::time::Instant::now).elapsed(),
+        _ => return None,
+    };
+    u64::try_from(elapsed.as_nanos()).ok()
+}
 
 fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {
@@ -327,15 +342,25 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
              iovs_len: i32,
              written_ptr: i32| {
                 let memory = memory(&mut caller)?;
+                // Like wasmtime-wasi: one write of the first non-empty buffer, flushed; the
+                // guest's std writes the rest in further calls.
                 let mut bytes = Vec::new();
-                for index in 0..iovs_len as u32 {
-                    let iov = (iovs as u32).wrapping_add(index.wrapping_mul(8));
+                for index in 0..iovs_len.max(0) as u32 {
+                    let iov = (iovs as u32).checked_add(index.saturating_mul(8));
+                    let iov =
+                        iov.ok_or_else(|| wasmtime::format_err!("out of bounds memory access"))?;
                     let buf = read_u32(&caller, memory, iov)?;
-                    let len = read_u32(&caller, memory, iov.wrapping_add(4))?;
-                    bytes.extend(read(&caller, memory, buf as i32, len as i32)?);
+                    let len = read_u32(&caller, memory, iov.saturating_add(4))?;
+                    if len > 0 {
+                        bytes = read(&caller, memory, buf as i32, len as i32)?;
+                        break;
+                    }
                 }
                 let outcome = match fd {
-                    1 => std::io::stdout().write_all(&bytes),
+                    1 => {
+                        let mut out = std::io::stdout();
+                        out.write_all(&bytes).and_then(|()| out.flush())
+                    }
                     2 => std::io::stderr().write_all(&bytes),
                     _ => return Ok(ERRNO_BADF),
                 };
@@ -377,6 +402,11 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
             "random_get",
             |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
                 let memory = memory(&mut caller)?;
+                // Checked before allocating: the guest's length is not trusted.
+                let end = (ptr as u32 as usize).saturating_add(len as u32 as usize);
+                if end > memory.data_size(&caller) {
+                    return Err(wasmtime::format_err!("out of bounds memory access"));
+                }
                 let mut bytes = vec![0; len as u32 as usize];
                 let filled = std::fs::File::open("/dev/urandom")
                     .and_then(|mut source| source.read_exact(&mut bytes));
@@ -388,6 +418,44 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
             },
         )
         .map_err(|e| failed("random_get", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "args_sizes_get",
+            |mut caller: Caller<'_, GuestState>, count_ptr: i32, size_ptr: i32| {
+                let memory = memory(&mut caller)?;
+                write(&mut caller, memory, count_ptr, &0u32.to_le_bytes())?;
+                write(&mut caller, memory, size_ptr, &0u32.to_le_bytes())?;
+                Ok(ERRNO_SUCCESS)
+            },
+        )
+        .map_err(|e| failed("args_sizes_get", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "args_get",
+            |_caller: Caller<'_, GuestState>, _argv: i32, _buf: i32| Ok(ERRNO_SUCCESS),
+        )
+        .map_err(|e| failed("args_get", e))?;
+    linker
+        .func_wrap(
+            ns,
+            "clock_time_get",
+            |mut caller: Caller<'_, GuestState>, clock: i32, _precision: i64, time_ptr: i32| {
+                let Some(nanoseconds) = clock_now(clock) else {
+                    return Ok(ERRNO_INVAL);
+                };
+                let memory = memory(&mut caller)?;
+                write(&mut caller, memory, time_ptr, &nanoseconds.to_le_bytes())?;
+                Ok(ERRNO_SUCCESS)
+            },
+        )
+        .map_err(|e| failed("clock_time_get", e))?;
+    linker
+        .func_wrap(ns, "sched_yield", |_caller: Caller<'_, GuestState>| {
+            Ok(ERRNO_SUCCESS)
+        })
+        .map_err(|e| failed("sched_yield", e))?;
     linker
         .func_wrap(
             ns,
@@ -424,15 +492,22 @@ mod tests {
     }
 
     #[test]
-    fn wasi_gives_an_empty_environment_and_random_bytes() {
+    fn wasi_gives_an_empty_environment_a_clock_and_random_bytes() {
         let guest = host(&answering_memory(
             r#"(import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+               (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
                (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))"#,
-            "(drop (call $sizes (i32.const 0) (i32.const 4))) (drop (call $random (i32.const 16) (i32.const 32)))",
+            "(drop (call $sizes (i32.const 0) (i32.const 4))) (drop (call $clock (i32.const 0) (i64.const 0) (i32.const 8)))
+             (drop (call $random (i32.const 16) (i32.const 32)))",
         ))
         .unwrap();
         let memory = guest.call("validate", b"").unwrap();
         assert_eq!(&memory[..8], &[0; 8], "no variables, no bytes of them");
+        let now = u64::from_le_bytes(memory[8..16].try_into().unwrap());
+        assert!(
+            now > 1_700_000_000 * 1_000_000_000,
+            "realtime clock in ns: {now}"
+        );
         assert!(
             memory[16..48].iter().any(|&byte| byte != 0),
             "random bytes written"
@@ -441,12 +516,12 @@ mod tests {
 
     #[test]
     fn other_imports_load_and_trap_only_when_called() {
-        let clock = r#"(import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))"#;
-        let unused = host(&answering_memory(clock, "")).unwrap();
+        let path_open = r#"(import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#;
+        let unused = host(&answering_memory(path_open, "")).unwrap();
         assert!(unused.call("validate", b"").is_ok());
         let used = host(&answering_memory(
-            clock,
-            "(drop (call $clock (i32.const 0) (i64.const 0) (i32.const 0)))",
+            path_open,
+            "(drop (call $open (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))",
         ))
         .unwrap();
         let error = used.call("validate", b"").unwrap_err().to_string();

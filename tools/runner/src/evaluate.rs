@@ -50,7 +50,8 @@ impl Policy {
     }
 }
 
-/// wasmtime's default engine (`Config::default()`, as wasmtime-provider's), plus wasmtime's compilation
+/// wasmtime's default engine (`Config::default()`: the proposals Rust policies use, not GC,
+/// threads or the component model, which the runner's wasmtime leaves out), plus wasmtime's compilation
 /// cache in its default directory (`~/.cache/wasmtime`, as kwctl's): a module is compiled once,
 /// not on every run (about 0.4 s of CPU for the policy). Entries are keyed by the module's hash
 /// and the compiler's version and settings; without a usable cache directory every run compiles.
