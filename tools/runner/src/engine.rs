@@ -329,6 +329,18 @@ fn add_wapc(linker: &mut Linker<GuestState>) -> Result<()> {
     Ok(())
 }
 
+/// `environ_sizes_get` and `args_sizes_get` of an empty list: no strings, no bytes.
+fn no_strings(
+    mut caller: Caller<'_, GuestState>,
+    count_ptr: i32,
+    size_ptr: i32,
+) -> wasmtime::Result<i32> {
+    let memory = memory(&mut caller)?;
+    write(&mut caller, memory, count_ptr, &0u32.to_le_bytes())?;
+    write(&mut caller, memory, size_ptr, &0u32.to_le_bytes())?;
+    Ok(ERRNO_SUCCESS)
+}
+
 fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
     let ns = "wasi_snapshot_preview1";
     let failed = |name: &str, e: wasmtime::Error| anyhow!("cannot define {ns}.{name}: {e}");
@@ -378,16 +390,7 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
         )
         .map_err(|e| failed("fd_write", e))?;
     linker
-        .func_wrap(
-            ns,
-            "environ_sizes_get",
-            |mut caller: Caller<'_, GuestState>, count_ptr: i32, size_ptr: i32| {
-                let memory = memory(&mut caller)?;
-                write(&mut caller, memory, count_ptr, &0u32.to_le_bytes())?;
-                write(&mut caller, memory, size_ptr, &0u32.to_le_bytes())?;
-                Ok(ERRNO_SUCCESS)
-            },
-        )
+        .func_wrap(ns, "environ_sizes_get", no_strings)
         .map_err(|e| failed("environ_sizes_get", e))?;
     linker
         .func_wrap(
@@ -419,16 +422,7 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
         )
         .map_err(|e| failed("random_get", e))?;
     linker
-        .func_wrap(
-            ns,
-            "args_sizes_get",
-            |mut caller: Caller<'_, GuestState>, count_ptr: i32, size_ptr: i32| {
-                let memory = memory(&mut caller)?;
-                write(&mut caller, memory, count_ptr, &0u32.to_le_bytes())?;
-                write(&mut caller, memory, size_ptr, &0u32.to_le_bytes())?;
-                Ok(ERRNO_SUCCESS)
-            },
-        )
+        .func_wrap(ns, "args_sizes_get", no_strings)
         .map_err(|e| failed("args_sizes_get", e))?;
     linker
         .func_wrap(
