@@ -1,6 +1,8 @@
 //! Routes a validation payload to the decision for its kind. Pure but for the `Cluster` it is given.
 
-use kubewarden_policy_sdk::request::KubernetesAdmissionRequest;
+mod raw;
+
+use kubewarden_policy_sdk::request::{GroupVersionKind, KubernetesAdmissionRequest};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -14,11 +16,12 @@ use crate::workload::{self, WorkloadKind, WorkloadRequest};
 
 const DITTOFS_GROUP: &str = "dittofs.dittofs.com";
 
-/// The `validate` payload: the admission request and the policy settings, kept raw so that
-/// requests this policy does not concern never pay for parsing them.
+/// The `validate` payload: the admission request, its objects, and the policy settings kept raw
+/// so that requests this policy does not concern never pay for parsing them.
 #[derive(Deserialize)]
 struct Payload<'a> {
-    request: KubernetesAdmissionRequest,
+    #[serde(borrow)]
+    request: raw::KubernetesAdmissionRequest<'a>,
     #[serde(default, borrow)]
     settings: Option<&'a RawValue>,
 }
@@ -29,13 +32,34 @@ enum Target {
     Workload(WorkloadKind),
 }
 
+/// The kind of request the policy reviews, from the request's kind alone.
+fn kind_target(kind: &GroupVersionKind) -> Option<Target> {
+    match (kind.group.as_str(), kind.kind.as_str()) {
+        (DITTOFS_GROUP, "DittoServer") => Some(Target::DittoServer),
+        ("", "Pod") => Some(Target::Workload(WorkloadKind::Pod)),
+        ("apps", "StatefulSet") => Some(Target::Workload(WorkloadKind::StatefulSet)),
+        _ => None,
+    }
+}
+
+/// Whether a request still unparsed may concern the policy: a false answer is final (another
+/// kind, an operation other than CREATE and UPDATE, a workload that is not DittoFS's), so the
+/// request is accepted without building its objects.
+fn may_concern(request: &raw::KubernetesAdmissionRequest<'_>) -> bool {
+    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
+        return false;
+    }
+    match kind_target(&request.kind) {
+        None => false,
+        Some(Target::DittoServer) => true,
+        Some(Target::Workload(kind)) => request
+            .owner_fields()
+            .is_none_or(|owner| workload::owning_dittoserver(kind, &owner).is_some()),
+    }
+}
+
 fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
-    let target = match (request.kind.group.as_str(), request.kind.kind.as_str()) {
-        (DITTOFS_GROUP, "DittoServer") => Target::DittoServer,
-        ("", "Pod") => Target::Workload(WorkloadKind::Pod),
-        ("apps", "StatefulSet") => Target::Workload(WorkloadKind::StatefulSet),
-        _ => return None,
-    };
+    let target = kind_target(&request.kind)?;
     // Most Pods and StatefulSets are not DittoFS ones: they cost no settings parsing either.
     if let Target::Workload(kind) = target
         && workload::owning_dittoserver(kind, &request.object).is_none()
@@ -60,16 +84,24 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
 
 /// Decides on a raw `validate` payload. Malformed input is rejected with a message, never an error.
 pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
+    let malformed = |error: serde_json::Error| {
+        Decision::reject(format!(
+            "malformed validation request: {}",
+            excerpt(&error.to_string())
+        ))
+    };
     let payload: Payload = match serde_json::from_slice(payload) {
         Ok(payload) => payload,
-        Err(error) => {
-            return Decision::reject(format!(
-                "malformed validation request: {}",
-                excerpt(&error.to_string())
-            ));
-        }
+        Err(error) => return malformed(error),
     };
-    if target(&payload.request).is_none() {
+    if !may_concern(&payload.request) {
+        return Decision::accept();
+    }
+    let request = match payload.request.parse_objects() {
+        Ok(request) => request,
+        Err(error) => return malformed(error),
+    };
+    if target(&request).is_none() {
         return Decision::accept();
     }
     let settings = match payload.settings {
@@ -79,7 +111,7 @@ pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
             Err(message) => return Decision::reject(format!("policy misconfigured: {message}")),
         },
     };
-    decide(&payload.request, &settings, cluster)
+    decide(&request, &settings, cluster)
 }
 
 /// Decides on one admission request.
@@ -256,6 +288,62 @@ mod tests {
             assert_eq!(decision, Decision::accept());
         }
         assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    /// The glance may only skip what the full parse would not review, and where it can tell
+    /// (`exact`) it skips exactly that.
+    fn glance_agrees(kind: &Value, operation: &str, object_text: &str, exact: bool) {
+        let text = format!(
+            r#"{{"request": {{"uid": "1", "kind": {kind}, "operation": "{operation}", "object": {object_text}}}}}"#
+        );
+        let payload: Payload = serde_json::from_str(&text).expect("payload");
+        let concerns = may_concern(&payload.request);
+        let reviewed = target(&payload.request.parse_objects().expect("objects")).is_some();
+        assert!(concerns || !reviewed, "skipped a reviewed request: {text}");
+        if exact {
+            assert_eq!(concerns, reviewed, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_glance_skips_only_what_is_not_reviewed() {
+        let pod = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let sts = json!({"group": "apps", "version": "v1", "kind": "StatefulSet"});
+        let well_formed = [
+            r#"{"metadata": {"labels": {"app": "dittofs-server", "instance": "d"}}}"#,
+            r#"{"metadata": {"labels": {"app": "dittofs\u002dserver", "instance": "d"}}}"#,
+            r#"{"metadata": {"labels": {"app": "dittofs-server", "instance": ""}}}"#,
+            r#"{"metadata": {"labels": {"app": "other", "instance": "d"}}}"#,
+            r#"{"metadata": {"labels": {"app": 5, "instance": "d"}}}"#,
+            r#"{"metadata": {"labels": null}}"#,
+            r#"{"metadata": null}"#,
+            r#"{}"#,
+            r#"null"#,
+            r#"{"metadata": {"ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1",
+                "kind": "DittoServer", "name": "d", "controller": true}]}}"#,
+            r#"{"metadata": {"ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1",
+                "kind": "DittoServer", "name": "d", "controller": false}]}}"#,
+            r#"{"metadata": {"ownerReferences": {"not": "a list"}}}"#,
+        ];
+        // Where the glance cannot tell (duplicate keys, metadata that is not an object), it
+        // leaves the decision to the full parse.
+        let undecided = [
+            r#"{"metadata": "text"}"#,
+            r#"[1]"#,
+            r#"{"metadata": {"labels": {"app": "other"}}, "metadata": {"labels": {"app": "dittofs-server", "instance": "d"}}}"#,
+            r#"{"metadata": {"labels": {"app": "dittofs-server", "instance": "d"}, "labels": {}}}"#,
+            r#"{"metadata": {"labels": {"app": "other", "app": "dittofs-server", "instance": "d"}}}"#,
+        ];
+        for kind in [&pod, &sts, &ditto_kind()] {
+            for operation in ["CREATE", "UPDATE", "DELETE"] {
+                for object in well_formed {
+                    glance_agrees(kind, operation, object, true);
+                }
+                for object in undecided {
+                    glance_agrees(kind, operation, object, false);
+                }
+            }
+        }
     }
 
     #[test]

@@ -120,6 +120,36 @@ fn hash_of(data: &Value) -> String {
 }
 
 proptest! {
+    /// Requests the glance skips are accepted untouched by the full review too, DittoFS's or not.
+    #[test]
+    fn skipping_unparsed_requests_changes_no_decision(
+        (kind, object) in workload(),
+        operation in prop_oneof![Just("CREATE"), Just("UPDATE"), Just("DELETE")],
+        strip in 0usize..4,
+    ) {
+        let mut object = object;
+        // Not DittoFS's (or not anymore): labels or owners removed or changed.
+        match strip {
+            1 => { object["metadata"].as_object_mut().expect("metadata").remove("labels"); }
+            2 => { object["metadata"].as_object_mut().expect("metadata").remove("ownerReferences"); }
+            3 => { object["metadata"]["labels"] = json!({"app": "other"}); }
+            _ => {}
+        }
+        let (group, kind_name) = match kind {
+            WorkloadKind::Pod => ("", "Pod"),
+            WorkloadKind::StatefulSet => ("apps", "StatefulSet"),
+        };
+        let request = json!({"uid": "u", "namespace": NS, "operation": operation,
+            "kind": {"group": group, "version": "v1", "kind": kind_name},
+            "object": object, "oldObject": object});
+        let payload = serde_json::to_vec(&json!({"request": request})).expect("json");
+        let cluster = cluster(good_data());
+        let whole: kubewarden_policy_sdk::request::KubernetesAdmissionRequest =
+            serde_json::from_value(request).expect("request");
+        let full = crate::admission::decide(&whole, &Settings::default(), &cluster);
+        prop_assert_eq!(crate::admission::decide_payload(&payload, &cluster), full);
+    }
+
     #[test]
     fn injection_is_idempotent_keeps_unknown_fields_and_passes_verify((kind, object) in workload()) {
         let overwrite = settings(json!({"onEnvConflict": "overwrite"}));
