@@ -26,7 +26,8 @@ struct Payload<'a> {
     settings: Option<&'a RawValue>,
 }
 
-/// What a request concerns, decided from its kind and operation alone.
+/// What a request concerns: decided from its kind, its operation and, for Pods and StatefulSets,
+/// the DittoServer that owns the workload.
 enum Target {
     DittoServer,
     Workload(WorkloadKind),

@@ -128,7 +128,8 @@ proptest! {
         strip in 0usize..4,
     ) {
         let mut object = object;
-        // Not DittoFS's (or not anymore): labels or owners removed or changed.
+        // Labels or owners removed or changed: a Pod without its labels, or a StatefulSet without
+        // its owner, is not DittoFS's; the other removals leave it DittoFS's.
         match strip {
             1 => { object["metadata"].as_object_mut().expect("metadata").remove("labels"); }
             2 => { object["metadata"].as_object_mut().expect("metadata").remove("ownerReferences"); }

@@ -8,12 +8,15 @@ use kubewarden_policy_sdk::request::{
     GroupVersionKind, GroupVersionResource, KubernetesAdmissionRequest as Parsed, UserInfo,
 };
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// The SDK's `KubernetesAdmissionRequest`, field for field and attribute for attribute, so that
 /// the same payloads parse or fail, with the same error texts (the type name included), except
-/// that `object` and `oldObject` stay raw.
+/// that `object` and `oldObject` stay raw. Kept raw, an object is only checked to be well-formed
+/// JSON: lone surrogates, numbers out of range or nesting past serde_json's limit, which building a
+/// `Value` rejects, pass in an object the policy does not review. Hosts never send those: they
+/// parse the AdmissionReview themselves and hand the policy JSON they wrote.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct KubernetesAdmissionRequest<'a> {
@@ -66,7 +69,7 @@ impl KubernetesAdmissionRequest<'_> {
             None => return Some(Value::Null),
             Some(raw) => serde_json::from_slice(raw.get().as_bytes()).ok()?,
         };
-        let mut metadata = serde_json::Map::new();
+        let mut metadata = Map::new();
         if let Some(found) = glance.metadata {
             if let Some(labels) = found.labels {
                 metadata.insert("labels".to_owned(), labels);
@@ -75,7 +78,10 @@ impl KubernetesAdmissionRequest<'_> {
                 metadata.insert("ownerReferences".to_owned(), owners);
             }
         }
-        Some(serde_json::json!({ "metadata": metadata }))
+        Some(Value::Object(Map::from_iter([(
+            "metadata".to_owned(),
+            Value::Object(metadata),
+        )])))
     }
 
     /// The SDK's request, its objects parsed.
