@@ -78,10 +78,9 @@ impl KubernetesAdmissionRequest<'_> {
                 metadata.insert("ownerReferences".to_owned(), owners);
             }
         }
-        Some(Value::Object(Map::from_iter([(
-            "metadata".to_owned(),
-            Value::Object(metadata),
-        )])))
+        let mut object = Map::new();
+        object.insert("metadata".to_owned(), Value::Object(metadata));
+        Some(Value::Object(object))
     }
 
     /// The SDK's request, its objects parsed.
