@@ -347,6 +347,29 @@ mod tests {
         }
     }
 
+    /// A reviewed object is refused for nesting exactly where parsing the whole payload at once
+    /// refuses it (serde_json's limit counts the payload's and the request's levels too).
+    #[test]
+    fn reviewed_objects_keep_the_nesting_limit_of_the_whole_payload() {
+        for depth in 120..132 {
+            let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let text = format!(
+                r#"{{"request": {{"uid": "1", "kind": {}, "operation": "CREATE", "object": {{"spec": {nested}}}}}}}"#,
+                ditto_kind()
+            );
+            #[derive(Deserialize)]
+            struct Whole {
+                #[allow(dead_code)]
+                request: KubernetesAdmissionRequest,
+            }
+            let whole_fails = serde_json::from_str::<Whole>(&text).is_err();
+            let verdict = decide_payload(text.as_bytes(), &FakeCluster::default()).verdict;
+            let refused = matches!(&verdict, Verdict::Reject(message)
+                if message.starts_with("malformed validation request: recursion limit exceeded"));
+            assert_eq!(refused, whole_fails, "depth {depth}: {verdict:?}");
+        }
+    }
+
     #[test]
     fn namespace_falls_back_to_the_object() {
         let raw = serde_json::to_vec(

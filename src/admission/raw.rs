@@ -14,9 +14,10 @@ use serde_json::{Map, Value};
 /// The SDK's `KubernetesAdmissionRequest`, field for field and attribute for attribute, so that
 /// the same payloads parse or fail, with the same error texts (the type name included), except
 /// that `object` and `oldObject` stay raw. Kept raw, an object is only checked to be well-formed
-/// JSON: lone surrogates, numbers out of range or nesting past serde_json's limit, which building a
-/// `Value` rejects, pass in an object the policy does not review. Hosts never send those: they
-/// parse the AdmissionReview themselves and hand the policy JSON they wrote.
+/// JSON: in an object the policy does not review, lone surrogates and numbers out of range (which
+/// hosts, parsing the request themselves, never pass on) and nesting past serde_json's limit (which
+/// kwctl does pass on) no longer get the request rejected as malformed; it is accepted untouched,
+/// as any other workload.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct KubernetesAdmissionRequest<'a> {
@@ -83,11 +84,21 @@ impl KubernetesAdmissionRequest<'_> {
         Some(Value::Object(object))
     }
 
-    /// The SDK's request, its objects parsed.
+    /// The SDK's request, its objects parsed. Each is parsed inside two arrays, standing for the
+    /// payload and the request it sits in, so that serde_json's nesting limit falls where it did
+    /// when the whole payload was parsed at once.
     pub fn parse_objects(self) -> Result<Parsed, serde_json::Error> {
         let parse = |raw: Option<&RawValue>| match raw {
             None => Ok(Value::Null),
-            Some(raw) => serde_json::from_slice(raw.get().as_bytes()),
+            Some(raw) => {
+                let nested = format!("[[{}]]", raw.get());
+                let mut outer: Value = serde_json::from_slice(nested.as_bytes())?;
+                Ok(outer
+                    .get_mut(0)
+                    .and_then(|inner| inner.get_mut(0))
+                    .map(Value::take)
+                    .unwrap_or(Value::Null))
+            }
         };
         Ok(Parsed {
             object: parse(self.object)?,
