@@ -16,8 +16,8 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 use wapc::{ModuleState, WebAssemblyEngineProvider, wapc_functions};
 use wasmtime::{
-    AsContext, AsContextMut, Caller, Engine, Extern, InstancePre, Linker, Memory, Module, Store,
-    TypedFunc,
+    AsContext, AsContextMut, Caller, Engine, Extern, InstancePre, IntoFunc, Linker, Memory, Module,
+    Store, TypedFunc,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -203,129 +203,132 @@ fn read_u32(caller: &Caller<'_, GuestState>, memory: Memory, ptr: u32) -> wasmti
     Ok(u32::from_le_bytes(bytes))
 }
 
+/// Adds one host function; wasmtime's refusal names it.
+fn define<Params, Args>(
+    linker: &mut Linker<GuestState>,
+    module: &str,
+    name: &str,
+    func: impl IntoFunc<GuestState, Params, Args>,
+) -> Result<()> {
+    linker
+        .func_wrap(module, name, func)
+        .map_err(|e| anyhow!("cannot define {module}.{name}: {e}"))?;
+    Ok(())
+}
+
 fn add_wapc(linker: &mut Linker<GuestState>) -> Result<()> {
     let ns = wapc::HOST_NAMESPACE;
-    let failed = |name: &str, e: wasmtime::Error| anyhow!("cannot define {ns}.{name}: {e}");
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::GUEST_REQUEST_FN,
-            |mut caller: Caller<'_, GuestState>, op_ptr: i32, ptr: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                if let Some(invocation) = host.get_guest_request() {
-                    write(&mut caller, memory, ptr, &invocation.msg)?;
-                    write(&mut caller, memory, op_ptr, invocation.operation.as_bytes())?;
-                }
-                Ok(())
-            },
-        )
-        .map_err(|e| failed(wapc_functions::GUEST_REQUEST_FN, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::HOST_CONSOLE_LOG,
-            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                host.do_console_log(&read_str(&caller, memory, ptr, len)?);
-                Ok(())
-            },
-        )
-        .map_err(|e| failed(wapc_functions::HOST_CONSOLE_LOG, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::HOST_CALL,
-            |mut caller: Caller<'_, GuestState>,
-             binding_ptr: i32,
-             binding_len: i32,
-             ns_ptr: i32,
-             ns_len: i32,
-             op_ptr: i32,
-             op_len: i32,
-             ptr: i32,
-             len: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                let binding = read_str(&caller, memory, binding_ptr, binding_len)?;
-                let namespace = read_str(&caller, memory, ns_ptr, ns_len)?;
-                let operation = read_str(&caller, memory, op_ptr, op_len)?;
-                let payload = read(&caller, memory, ptr, len)?;
-                Ok(host
-                    .do_host_call(&binding, &namespace, &operation, &payload)
-                    .unwrap_or(0))
-            },
-        )
-        .map_err(|e| failed(wapc_functions::HOST_CALL, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::HOST_RESPONSE_FN,
-            |mut caller: Caller<'_, GuestState>, ptr: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                host.with_host_response(|bytes| write(&mut caller, memory, ptr, bytes))
-                    .transpose()?;
-                Ok(())
-            },
-        )
-        .map_err(|e| failed(wapc_functions::HOST_RESPONSE_FN, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::HOST_RESPONSE_LEN_FN,
-            |caller: Caller<'_, GuestState>| Ok(caller.data().host()?.host_response_len() as i32),
-        )
-        .map_err(|e| failed(wapc_functions::HOST_RESPONSE_LEN_FN, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::GUEST_RESPONSE_FN,
-            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                host.set_guest_response(read(&caller, memory, ptr, len)?);
-                Ok(())
-            },
-        )
-        .map_err(|e| failed(wapc_functions::GUEST_RESPONSE_FN, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::GUEST_ERROR_FN,
-            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                host.set_guest_error(read_str(&caller, memory, ptr, len)?);
-                Ok(())
-            },
-        )
-        .map_err(|e| failed(wapc_functions::GUEST_ERROR_FN, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::HOST_ERROR_FN,
-            |mut caller: Caller<'_, GuestState>, ptr: i32| {
-                let host = caller.data().host()?;
-                let memory = memory(&mut caller)?;
-                if let Some(error) = host.get_host_error() {
-                    write(&mut caller, memory, ptr, error.as_bytes())?;
-                }
-                Ok(())
-            },
-        )
-        .map_err(|e| failed(wapc_functions::HOST_ERROR_FN, e))?;
-    linker
-        .func_wrap(
-            ns,
-            wapc_functions::HOST_ERROR_LEN_FN,
-            |caller: Caller<'_, GuestState>| {
-                let host = caller.data().host()?;
-                Ok(host.get_host_error().map_or(0, |error| error.len()) as i32)
-            },
-        )
-        .map_err(|e| failed(wapc_functions::HOST_ERROR_LEN_FN, e))?;
+    define(
+        linker,
+        ns,
+        wapc_functions::GUEST_REQUEST_FN,
+        |mut caller: Caller<'_, GuestState>, op_ptr: i32, ptr: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            if let Some(invocation) = host.get_guest_request() {
+                write(&mut caller, memory, ptr, &invocation.msg)?;
+                write(&mut caller, memory, op_ptr, invocation.operation.as_bytes())?;
+            }
+            Ok(())
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::HOST_CONSOLE_LOG,
+        |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            host.do_console_log(&read_str(&caller, memory, ptr, len)?);
+            Ok(())
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::HOST_CALL,
+        |mut caller: Caller<'_, GuestState>,
+         binding_ptr: i32,
+         binding_len: i32,
+         ns_ptr: i32,
+         ns_len: i32,
+         op_ptr: i32,
+         op_len: i32,
+         ptr: i32,
+         len: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            let binding = read_str(&caller, memory, binding_ptr, binding_len)?;
+            let namespace = read_str(&caller, memory, ns_ptr, ns_len)?;
+            let operation = read_str(&caller, memory, op_ptr, op_len)?;
+            let payload = read(&caller, memory, ptr, len)?;
+            Ok(host
+                .do_host_call(&binding, &namespace, &operation, &payload)
+                .unwrap_or(0))
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::HOST_RESPONSE_FN,
+        |mut caller: Caller<'_, GuestState>, ptr: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            host.with_host_response(|bytes| write(&mut caller, memory, ptr, bytes))
+                .transpose()?;
+            Ok(())
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::HOST_RESPONSE_LEN_FN,
+        |caller: Caller<'_, GuestState>| Ok(caller.data().host()?.host_response_len() as i32),
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::GUEST_RESPONSE_FN,
+        |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            host.set_guest_response(read(&caller, memory, ptr, len)?);
+            Ok(())
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::GUEST_ERROR_FN,
+        |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            host.set_guest_error(read_str(&caller, memory, ptr, len)?);
+            Ok(())
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::HOST_ERROR_FN,
+        |mut caller: Caller<'_, GuestState>, ptr: i32| {
+            let host = caller.data().host()?;
+            let memory = memory(&mut caller)?;
+            if let Some(error) = host.get_host_error() {
+                write(&mut caller, memory, ptr, error.as_bytes())?;
+            }
+            Ok(())
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        wapc_functions::HOST_ERROR_LEN_FN,
+        |caller: Caller<'_, GuestState>| {
+            let host = caller.data().host()?;
+            Ok(host.get_host_error().map_or(0, |error| error.len()) as i32)
+        },
+    )?;
     Ok(())
 }
 
@@ -343,122 +346,112 @@ fn no_strings(
 
 fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
     let ns = "wasi_snapshot_preview1";
-    let failed = |name: &str, e: wasmtime::Error| anyhow!("cannot define {ns}.{name}: {e}");
-    linker
-        .func_wrap(
-            ns,
-            "fd_write",
-            |mut caller: Caller<'_, GuestState>,
-             fd: i32,
-             iovs: i32,
-             iovs_len: i32,
-             written_ptr: i32| {
-                let memory = memory(&mut caller)?;
-                // Like wasmtime-wasi: one write of the first non-empty buffer, flushed; the
-                // guest's std writes the rest in further calls.
-                let mut bytes = Vec::new();
-                for index in 0..iovs_len.max(0) as u32 {
-                    let iov = (iovs as u32).checked_add(index.saturating_mul(8));
-                    let iov =
-                        iov.ok_or_else(|| wasmtime::format_err!("out of bounds memory access"))?;
-                    let buf = read_u32(&caller, memory, iov)?;
-                    let len = read_u32(&caller, memory, iov.saturating_add(4))?;
-                    if len > 0 {
-                        bytes = read(&caller, memory, buf as i32, len as i32)?;
-                        break;
-                    }
+    define(
+        linker,
+        ns,
+        "fd_write",
+        |mut caller: Caller<'_, GuestState>,
+         fd: i32,
+         iovs: i32,
+         iovs_len: i32,
+         written_ptr: i32| {
+            let memory = memory(&mut caller)?;
+            // Like wasmtime-wasi: one write of the first non-empty buffer, flushed; the
+            // guest's std writes the rest in further calls.
+            let mut bytes = Vec::new();
+            for index in 0..iovs_len.max(0) as u32 {
+                let iov = (iovs as u32).checked_add(index.saturating_mul(8));
+                let iov =
+                    iov.ok_or_else(|| wasmtime::format_err!("out of bounds memory access"))?;
+                let buf = read_u32(&caller, memory, iov)?;
+                let len = read_u32(&caller, memory, iov.saturating_add(4))?;
+                if len > 0 {
+                    bytes = read(&caller, memory, buf as i32, len as i32)?;
+                    break;
                 }
-                let outcome = match fd {
-                    1 => {
-                        let mut out = std::io::stdout();
-                        out.write_all(&bytes).and_then(|()| out.flush())
-                    }
-                    2 => std::io::stderr().write_all(&bytes),
-                    _ => return Ok(ERRNO_BADF),
-                };
-                if outcome.is_err() {
-                    return Ok(ERRNO_IO);
+            }
+            let outcome = match fd {
+                1 => {
+                    let mut out = std::io::stdout();
+                    out.write_all(&bytes).and_then(|()| out.flush())
                 }
-                write(
-                    &mut caller,
-                    memory,
-                    written_ptr,
-                    &(bytes.len() as u32).to_le_bytes(),
-                )?;
-                Ok(ERRNO_SUCCESS)
-            },
-        )
-        .map_err(|e| failed("fd_write", e))?;
-    linker
-        .func_wrap(ns, "environ_sizes_get", no_strings)
-        .map_err(|e| failed("environ_sizes_get", e))?;
-    linker
-        .func_wrap(
-            ns,
-            "environ_get",
-            |_caller: Caller<'_, GuestState>, _environ: i32, _buf: i32| Ok(ERRNO_SUCCESS),
-        )
-        .map_err(|e| failed("environ_get", e))?;
-    linker
-        .func_wrap(
-            ns,
-            "random_get",
-            |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
-                let memory = memory(&mut caller)?;
-                // Checked before allocating: the guest's length is not trusted.
-                let end = (ptr as u32 as usize).saturating_add(len as u32 as usize);
-                if end > memory.data_size(&caller) {
-                    return Err(wasmtime::format_err!("out of bounds memory access"));
-                }
-                let mut bytes = vec![0; len as u32 as usize];
-                let filled = std::fs::File::open("/dev/urandom")
-                    .and_then(|mut source| source.read_exact(&mut bytes));
-                if filled.is_err() {
-                    return Ok(ERRNO_IO);
-                }
-                write(&mut caller, memory, ptr, &bytes)?;
-                Ok(ERRNO_SUCCESS)
-            },
-        )
-        .map_err(|e| failed("random_get", e))?;
-    linker
-        .func_wrap(ns, "args_sizes_get", no_strings)
-        .map_err(|e| failed("args_sizes_get", e))?;
-    linker
-        .func_wrap(
-            ns,
-            "args_get",
-            |_caller: Caller<'_, GuestState>, _argv: i32, _buf: i32| Ok(ERRNO_SUCCESS),
-        )
-        .map_err(|e| failed("args_get", e))?;
-    linker
-        .func_wrap(
-            ns,
-            "clock_time_get",
-            |mut caller: Caller<'_, GuestState>, clock: i32, _precision: i64, time_ptr: i32| {
-                let Some(nanoseconds) = clock_now(clock) else {
-                    return Ok(ERRNO_INVAL);
-                };
-                let memory = memory(&mut caller)?;
-                write(&mut caller, memory, time_ptr, &nanoseconds.to_le_bytes())?;
-                Ok(ERRNO_SUCCESS)
-            },
-        )
-        .map_err(|e| failed("clock_time_get", e))?;
-    linker
-        .func_wrap(ns, "sched_yield", |_caller: Caller<'_, GuestState>| {
+                2 => std::io::stderr().write_all(&bytes),
+                _ => return Ok(ERRNO_BADF),
+            };
+            if outcome.is_err() {
+                return Ok(ERRNO_IO);
+            }
+            write(
+                &mut caller,
+                memory,
+                written_ptr,
+                &(bytes.len() as u32).to_le_bytes(),
+            )?;
             Ok(ERRNO_SUCCESS)
-        })
-        .map_err(|e| failed("sched_yield", e))?;
-    linker
-        .func_wrap(
-            ns,
-            "proc_exit",
-            |_caller: Caller<'_, GuestState>, status: i32| -> wasmtime::Result<()> {
-                Err(wasmtime::Error::new(Exit(status)))
-            },
-        )
-        .map_err(|e| failed("proc_exit", e))?;
+        },
+    )?;
+    define(linker, ns, "environ_sizes_get", no_strings)?;
+    define(
+        linker,
+        ns,
+        "environ_get",
+        |_caller: Caller<'_, GuestState>, _environ: i32, _buf: i32| Ok(ERRNO_SUCCESS),
+    )?;
+    define(
+        linker,
+        ns,
+        "random_get",
+        |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| {
+            let memory = memory(&mut caller)?;
+            // Checked before allocating: the guest's length is not trusted.
+            let end = (ptr as u32 as usize).saturating_add(len as u32 as usize);
+            if end > memory.data_size(&caller) {
+                return Err(wasmtime::format_err!("out of bounds memory access"));
+            }
+            let mut bytes = vec![0; len as u32 as usize];
+            let filled = std::fs::File::open("/dev/urandom")
+                .and_then(|mut source| source.read_exact(&mut bytes));
+            if filled.is_err() {
+                return Ok(ERRNO_IO);
+            }
+            write(&mut caller, memory, ptr, &bytes)?;
+            Ok(ERRNO_SUCCESS)
+        },
+    )?;
+    define(linker, ns, "args_sizes_get", no_strings)?;
+    define(
+        linker,
+        ns,
+        "args_get",
+        |_caller: Caller<'_, GuestState>, _argv: i32, _buf: i32| Ok(ERRNO_SUCCESS),
+    )?;
+    define(
+        linker,
+        ns,
+        "clock_time_get",
+        |mut caller: Caller<'_, GuestState>, clock: i32, _precision: i64, time_ptr: i32| {
+            let Some(nanoseconds) = clock_now(clock) else {
+                return Ok(ERRNO_INVAL);
+            };
+            let memory = memory(&mut caller)?;
+            write(&mut caller, memory, time_ptr, &nanoseconds.to_le_bytes())?;
+            Ok(ERRNO_SUCCESS)
+        },
+    )?;
+    define(
+        linker,
+        ns,
+        "sched_yield",
+        |_caller: Caller<'_, GuestState>| Ok(ERRNO_SUCCESS),
+    )?;
+    define(
+        linker,
+        ns,
+        "proc_exit",
+        |_caller: Caller<'_, GuestState>, status: i32| -> wasmtime::Result<()> {
+            Err(wasmtime::Error::new(Exit(status)))
+        },
+    )?;
     Ok(())
 }
 
