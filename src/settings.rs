@@ -40,6 +40,18 @@ pub enum OnEnvConflict {
     Overwrite,
 }
 
+/// What to do when the DittoFS container holds a definition that can send the injected
+/// credentials elsewhere or change what is trusted (see `workload::routes`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum OnCredentialRoute {
+    /// Refuse the workload (verify mode: report it as a rejection).
+    #[default]
+    Reject,
+    /// Admit it with a warning.
+    Warn,
+}
+
 /// How Pods and StatefulSets are handled.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +71,7 @@ pub struct Settings {
     pub secret_check: SecretCheck,
     pub secret_access_check: SecretAccessCheck,
     pub on_env_conflict: OnEnvConflict,
+    pub on_credential_route: OnCredentialRoute,
     pub workloads: WorkloadMode,
     /// `None` allows any valid region.
     #[serde(deserialize_with = "empty_means_any")]
@@ -77,6 +90,7 @@ impl Default for Settings {
             secret_check: SecretCheck::default(),
             secret_access_check: SecretAccessCheck::default(),
             on_env_conflict: OnEnvConflict::default(),
+            on_credential_route: OnCredentialRoute::default(),
             workloads: WorkloadMode::default(),
             allowed_regions: None,
             allowed_endpoint_hosts: None,
@@ -102,6 +116,18 @@ impl Settings {
         Ok(settings)
     }
 }
+
+/// Annotation keys the hash may not take over, with whose they are.
+const RESERVED_ANNOTATIONS: [(&str, &str); 2] = [
+    (
+        crate::workload::ownership::RECORD_ANNOTATION,
+        "the policy's own record of what it injected",
+    ),
+    (
+        "dittofs.io/config-hash",
+        "the DittoFS operator's config hash, which rolls pods on config changes",
+    ),
+];
 
 /// An allow-list given as `[]` or `null` allows anything, as when it is left out: that is what
 /// Kubewarden's UI sends for an empty list field, and "allow nothing" would only lock a cluster up.
@@ -138,6 +164,16 @@ impl Validatable for Settings {
                 self.hash_annotation
             )
         })?;
+        if let Some(owner) = RESERVED_ANNOTATIONS
+            .iter()
+            .find(|(key, _)| *key == self.hash_annotation)
+            .map(|(_, owner)| owner)
+        {
+            return Err(format!(
+                "hashAnnotation \"{}\" is {owner}: the hash would overwrite it; choose another key",
+                self.hash_annotation
+            ));
+        }
         validate_list("allowedRegions", &self.allowed_regions, naming::region)?;
         validate_list(
             "allowedEndpointHosts",
@@ -160,6 +196,7 @@ mod tests {
         assert_eq!(settings.secret_check, SecretCheck::Warn);
         assert_eq!(settings.secret_access_check, SecretAccessCheck::Reject);
         assert_eq!(settings.on_env_conflict, OnEnvConflict::Reject);
+        assert_eq!(settings.on_credential_route, OnCredentialRoute::Reject);
         assert_eq!(settings.workloads, WorkloadMode::Inject);
         assert_eq!(settings.allowed_regions, None);
         assert_eq!(settings.allowed_endpoint_hosts, None);
@@ -174,12 +211,14 @@ mod tests {
     #[test]
     fn full_settings_parse() {
         let raw = br#"{"containerName":"server","hashAnnotation":"example.com/hash",
-            "secretCheck":"reject","onEnvConflict":"overwrite","workloads":"verify",
+            "secretCheck":"reject","onEnvConflict":"overwrite","onCredentialRoute":"warn",
+            "workloads":"verify",
             "allowedRegions":["eu-west-1","auto"],"allowedEndpointHosts":["*.cubbit.eu"],
             "allowInsecureEndpoint":true}"#;
         let settings = Settings::parse(raw).expect("valid");
         assert_eq!(settings.secret_check, SecretCheck::Reject);
         assert_eq!(settings.on_env_conflict, OnEnvConflict::Overwrite);
+        assert_eq!(settings.on_credential_route, OnCredentialRoute::Warn);
         assert_eq!(settings.workloads, WorkloadMode::Verify);
         assert_eq!(
             settings.allowed_endpoint_hosts,
@@ -195,6 +234,18 @@ mod tests {
             (r#"{"secretCheck":"maybe"}"#, "unknown variant `maybe`"),
             (r#"{"onEnvConflict":"merge"}"#, "unknown variant `merge`"),
             (r#"{"workloads":"audit"}"#, "unknown variant `audit`"),
+            (
+                r#"{"onCredentialRoute":"allow"}"#,
+                "unknown variant `allow`",
+            ),
+            (
+                r#"{"hashAnnotation":"dittofs.io/s3-credentials-source"}"#,
+                "hashAnnotation \"dittofs.io/s3-credentials-source\" is the policy's own record",
+            ),
+            (
+                r#"{"hashAnnotation":"dittofs.io/config-hash"}"#,
+                "hashAnnotation \"dittofs.io/config-hash\" is the DittoFS operator's config hash",
+            ),
             (
                 r#"{"containerName":"Ditto_FS"}"#,
                 "containerName \"Ditto_FS\"",
