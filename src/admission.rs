@@ -150,10 +150,11 @@ pub fn decide(
     }
 }
 
-/// The authenticated user, when the request has one (the audit scanner sends none).
+/// The authenticated user, when the request has one: a name or groups (the audit scanner
+/// sends neither; a request with groups but no name is still asked about).
 fn requester(request: &KubernetesAdmissionRequest) -> Option<Requester<'_>> {
     let username = request.user_info.username.as_str();
-    if username.is_empty() {
+    if username.is_empty() && request.user_info.groups.is_empty() {
         return None;
     }
     let mut groups: Vec<&str> = request

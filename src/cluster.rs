@@ -41,6 +41,42 @@ impl<'a> ObjectRef<'a> {
     }
 }
 
+impl ObjectRef<'_> {
+    /// Names taken from objects (labels, owner references, `secretKeyRef`s) reach the host only
+    /// when they are names: `../../namespaces/x/secrets/y` is refused, not passed on.
+    fn check_names(&self) -> Result<(), LookupError> {
+        let invalid = |what: &str, value: &str, rule: &str| {
+            LookupError::Failed(format!(
+                "{what} \"{}\" is not a valid name: it {rule}",
+                crate::decision::truncate(value, 64)
+            ))
+        };
+        crate::naming::dns1123_label(self.namespace)
+            .map_err(|rule| invalid("namespace", self.namespace, rule))?;
+        crate::naming::dns1123_subdomain(self.name).map_err(|rule| invalid("name", self.name, rule))
+    }
+
+    /// An answer is only used when it is the object asked for (a host, proxy or cache that
+    /// answers with another object must not decide about this one).
+    fn check_answer(&self, answer: &Value) -> Result<(), LookupError> {
+        // Hosts always return metadata; only one that names another object is refused here
+        // (a body without it fails where the body is read).
+        let differs = |field: &str, asked: &str| {
+            answer
+                .pointer(field)
+                .is_some_and(|value| value.as_str() != Some(asked))
+        };
+        if !differs("/metadata/name", self.name) && !differs("/metadata/namespace", self.namespace)
+        {
+            Ok(())
+        } else {
+            Err(LookupError::Failed(
+                "the host answered with another object than the one asked for".to_owned(),
+            ))
+        }
+    }
+}
+
 impl fmt::Display for ObjectRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -134,26 +170,58 @@ pub struct Requester<'a> {
     pub groups: Vec<&'a str>,
 }
 
-/// Read access to the cluster, as the policy core needs it.
+impl Requester<'_> {
+    /// How messages name the requester: by user name, else by groups (a request may carry
+    /// groups without a name, and is asked about all the same).
+    pub fn describe(&self) -> String {
+        if self.username.is_empty() {
+            format!("the unnamed user of groups [{}]", self.groups.join(", "))
+        } else {
+            format!("user \"{}\"", self.username)
+        }
+    }
+}
+
+/// Read access to the cluster, as the policy core needs it. Implementations make the host
+/// calls (`fetch`, `review_access`); callers use `get` and `may_get`, which refuse names that
+/// are not object names before any call and answers about another object after it.
 pub trait Cluster {
     /// Fetches one object as raw JSON. `fields` are the dot paths the caller reads: hosts from
     /// Kubewarden 1.33 on return only those of the body (plus apiVersion, kind and metadata),
     /// older ones the whole object, so callers must read nothing else.
-    fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError>;
+    fn fetch(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError>;
 
     /// Whether `requester` may `get` the Secret `secret` (a SubjectAccessReview).
-    fn may_get(
+    fn review_access(
         &self,
         requester: &Requester<'_>,
         secret: ObjectRef<'_>,
     ) -> Result<bool, LookupError>;
+
+    /// `fetch`, for a valid name only, answered with that very object.
+    fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+        object.check_names()?;
+        let answer = self.fetch(object, fields)?;
+        object.check_answer(&answer)?;
+        Ok(answer)
+    }
+
+    /// `review_access`, for a valid name only.
+    fn may_get(
+        &self,
+        requester: &Requester<'_>,
+        secret: ObjectRef<'_>,
+    ) -> Result<bool, LookupError> {
+        secret.check_names()?;
+        self.review_access(requester, secret)
+    }
 }
 
 /// Lookups through the Kubewarden host (`kubernetes/get_resource`).
 pub struct HostCluster;
 
 impl Cluster for HostCluster {
-    fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+    fn fetch(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
         use kubewarden_policy_sdk::host_capabilities::kubernetes::GetResourceRequest;
 
         let request = GetResourceRequest {
@@ -179,7 +247,7 @@ impl Cluster for HostCluster {
             .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
     }
 
-    fn may_get(
+    fn review_access(
         &self,
         requester: &Requester<'_>,
         secret: ObjectRef<'_>,
@@ -243,8 +311,9 @@ pub mod fake {
         answers: HashMap<(String, String, String), Result<Value, LookupError>>,
         /// Apply field masks as hosts from Kubewarden 1.33 on do.
         pruning: bool,
-        /// Access answers by user name; users not listed may read every Secret.
-        access: HashMap<String, Result<bool, LookupError>>,
+        /// Access answers by user name, and by user name and Secret name; users not listed
+        /// may read every Secret.
+        access: HashMap<(String, Option<String>), Result<bool, LookupError>>,
         pub lookups: RefCell<Vec<String>>,
     }
 
@@ -268,7 +337,19 @@ pub mod fake {
         }
 
         pub fn with_access(mut self, username: &str, answer: Result<bool, LookupError>) -> Self {
-            self.access.insert(username.to_owned(), answer);
+            self.access.insert((username.to_owned(), None), answer);
+            self
+        }
+
+        /// The access answer for one Secret, before the user's general one.
+        pub fn with_secret_access(
+            mut self,
+            username: &str,
+            secret: &str,
+            answer: Result<bool, LookupError>,
+        ) -> Self {
+            self.access
+                .insert((username.to_owned(), Some(secret.to_owned())), answer);
             self
         }
     }
@@ -311,7 +392,7 @@ pub mod fake {
     }
 
     impl Cluster for FakeCluster {
-        fn may_get(
+        fn review_access(
             &self,
             requester: &Requester<'_>,
             secret: ObjectRef<'_>,
@@ -321,13 +402,15 @@ pub mod fake {
                 requester.username,
                 requester.groups.join(",")
             ));
+            let user = requester.username.to_owned();
             self.access
-                .get(requester.username)
+                .get(&(user.clone(), Some(secret.name.to_owned())))
+                .or_else(|| self.access.get(&(user, None)))
                 .cloned()
                 .unwrap_or(Ok(true))
         }
 
-        fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+        fn fetch(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
             self.lookups.borrow_mut().push(object.to_string());
             let answer = self
                 .answers
@@ -441,5 +524,56 @@ mod tests {
         let whole_data = fake::prune(secret.clone(), &["data".into()]);
         assert_eq!(whole_data["data"], secret["data"]);
         assert_eq!(whole_data.get("type"), None);
+    }
+
+    #[test]
+    fn names_taken_from_objects_are_checked_before_any_host_call() {
+        use fake::FakeCluster;
+        let cluster = FakeCluster::default();
+        let requester = Requester {
+            username: "alice",
+            groups: Vec::new(),
+        };
+        for (namespace, name) in [
+            ("ns", "../../../namespaces/victim/secrets/x"),
+            ("ns", ""),
+            ("ns", "Upper"),
+            ("../victim", "x"),
+            ("", "x"),
+        ] {
+            let object = ObjectRef::secret(namespace, name);
+            let Err(LookupError::Failed(reason)) = cluster.get(object, &[]) else {
+                panic!("{namespace}/{name} was looked up")
+            };
+            assert!(reason.contains("is not a valid name"), "{reason}");
+            assert!(cluster.may_get(&requester, object).is_err());
+        }
+        assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn an_answer_about_another_object_is_refused() {
+        use fake::FakeCluster;
+        use serde_json::json;
+        let answer = |name: &str, namespace: &str| json!({"kind": "Secret", "metadata": {"name": name, "namespace": namespace}});
+        for (label, body) in [
+            ("other name", answer("y", "ns")),
+            ("other namespace", answer("x", "victim")),
+            (
+                "name not a string",
+                json!({"metadata": {"name": 1, "namespace": "ns"}}),
+            ),
+        ] {
+            let cluster = FakeCluster::default().with(SECRET, Ok(body));
+            assert_eq!(
+                cluster.get(SECRET, &[]),
+                Err(LookupError::Failed(
+                    "the host answered with another object than the one asked for".to_owned()
+                )),
+                "{label}"
+            );
+        }
+        let cluster = FakeCluster::default().with(SECRET, Ok(answer("x", "ns")));
+        assert_eq!(cluster.get(SECRET, &[]), Ok(answer("x", "ns")));
     }
 }

@@ -1,5 +1,6 @@
 //! The DittoServer `spec.s3` model: parsing raw JSON with the CRD's defaults, and its rules.
 
+pub mod access;
 pub mod compatibility;
 pub mod review;
 

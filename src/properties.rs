@@ -495,3 +495,86 @@ mod lifecycle {
         run_in(verify, kind, object, &Settings::default(), &world.cluster())
     }
 }
+
+/// Sequences of DittoServer writes by an author who may not read the Secret it names: each
+/// accepted write becomes the stored object of the next.
+mod dittoserver_authority {
+    use super::*;
+    use crate::cluster::Requester;
+    use crate::dittoserver::review::{DittoServerRequest, review};
+
+    /// Spec fields that only size or expose the server (docs/threat-model.md), written out
+    /// here on their own so that the policy's list is checked, not restated.
+    const SIZING: [&str; 5] = ["replicas", "resources", "service", "metrics", "storage"];
+    /// Fields that decide what runs with the Secret, and one the policy does not know.
+    const DECIDING: [&str; 6] = ["image", "database", "identity", "percona", "s3", "sidecars"];
+
+    #[derive(Debug, Clone)]
+    enum Write {
+        Spec(&'static str, u8),
+        Label(u8),
+        Finalizer,
+        Status(u8),
+    }
+
+    fn write() -> impl Strategy<Value = Write> {
+        prop_oneof![
+            (proptest::sample::select(&SIZING[..]), any::<u8>())
+                .prop_map(|(f, v)| Write::Spec(f, v)),
+            (proptest::sample::select(&DECIDING[..]), any::<u8>())
+                .prop_map(|(f, v)| Write::Spec(f, v)),
+            any::<u8>().prop_map(Write::Label),
+            Just(Write::Finalizer),
+            any::<u8>().prop_map(Write::Status),
+        ]
+    }
+
+    fn apply(stored: &Value, write: &Write) -> Value {
+        let mut next = stored.clone();
+        match write {
+            Write::Spec("s3", v) => next["spec"]["s3"]["bucket"] = json!(format!("bucket-{v}")),
+            Write::Spec(field, v) => next["spec"][*field] = json!({"value": v}),
+            Write::Label(v) => next["metadata"]["labels"] = json!({"team": format!("t{v}")}),
+            Write::Finalizer => next["metadata"]["finalizers"] = json!(["dittofs.dittofs.com/f"]),
+            Write::Status(v) => next["status"] = json!({"phase": format!("p{v}")}),
+        }
+        next
+    }
+
+    proptest! {
+        #[test]
+        fn an_author_who_may_not_read_the_secret_changes_only_what_decides_nothing(
+            writes in proptest::collection::vec(write(), 1..12),
+        ) {
+            let secret = json!({"metadata": {"name": "creds", "namespace": NS},
+                                "data": {"accessKeyId": b64("FAKE-ID"), "secretAccessKey": b64("FAKE-KEY")}});
+            let mut stored = json!({"metadata": {"name": "d", "namespace": NS},
+                "spec": {"image": "dittofs:0.12.0", "s3": {"credentialsSecretRef": {"secretName": "creds"}}}});
+            for write in &writes {
+                let next = apply(&stored, write);
+                let cluster = FakeCluster::default()
+                    .with(ObjectRef::secret(NS, "creds"), Ok(secret.clone()))
+                    .with_access("mallory", Ok(false));
+                let request = DittoServerRequest {
+                    object: &next,
+                    previous: Some(&stored),
+                    namespace: NS,
+                    requester: Some(Requester { username: "mallory", groups: vec!["team"] }),
+                };
+                let decision = review(&request, &Settings::default(), &cluster);
+                let decides = matches!(write, Write::Spec(field, _) if DECIDING.contains(field))
+                    && next["spec"] != stored["spec"];
+                let asked = cluster.lookups.borrow().iter().any(|l| l.starts_with("may "));
+                let read = cluster.lookups.borrow().iter().any(|l| l.starts_with("Secret "));
+                prop_assert_eq!(asked, decides, "{:?}", write);
+                prop_assert!(!read, "the Secret was described after {:?}", write);
+                if decides {
+                    prop_assert!(matches!(decision.verdict, Verdict::Reject(_)), "{:?}: {:?}", write, decision);
+                } else {
+                    prop_assert_eq!(&decision, &Decision::accept(), "{:?}", write);
+                    stored = next;
+                }
+            }
+        }
+    }
+}

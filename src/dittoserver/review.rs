@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{CredentialsRef, S3Spec, compatibility, parse_s3};
+use super::{CredentialsRef, S3Spec, access, compatibility, parse_s3};
 use crate::cluster::{Cluster, LookupError, ObjectRef, Requester};
 use crate::credentials::{ConsumedCredentials, SecretData, consumed_fields, endpoint_finding};
 use crate::decision::Decision;
@@ -43,40 +43,51 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
         ref requester,
     } = *request;
     let name = naming::describe("DittoServer", object);
-    if let Some(previous) = previous
-        && previous.pointer("/spec/s3") == object.pointer("/spec/s3")
+    let s3_unchanged =
+        previous.is_some_and(|previous| previous.pointer("/spec/s3") == object.pointer("/spec/s3"));
+    // Finalizers, labels and the like must stay editable when a rule or the Secret changed
+    // after the spec was admitted: an unchanged spec.s3 is not judged again.
+    let spec = if s3_unchanged {
+        check_spec(object, settings)
+            .map_err(|problems| format!("{name} would be rejected if spec.s3 changed: {problems}"))
+    } else {
+        match check_spec(object, settings) {
+            Ok(spec) => Ok(spec),
+            Err(problems) => return Decision::reject(format!("{name} is invalid: {problems}")),
+        }
+    };
+    // Before anything about a Secret is described to the author: may they have pods read it?
+    let changes = access::deciding_changes(object, previous);
+    if let Some(requester) = requester
+        && !changes.is_empty()
     {
-        // Finalizers, labels and the like must stay editable when a rule or the Secret
-        // changed after the spec was admitted: an unchanged spec.s3 is not judged again.
-        return match check_spec(object, settings) {
-            Err(problems) => Decision::accept().with_warnings(vec![format!(
-                "{name} would be rejected if spec.s3 changed: {problems}"
-            )]),
-            Ok(_) => Decision::accept(),
+        let secrets = match access::named_secrets(object) {
+            Ok(secrets) => secrets,
+            Err(problem) => return Decision::reject(format!("{name} is invalid: {problem}")),
         };
+        if let Some(refusal) =
+            access::refusal(requester, &secrets, &changes, namespace, settings, cluster)
+        {
+            if settings.secret_access_check == SecretAccessCheck::Reject {
+                return Decision::reject(format!("{name} is rejected: {refusal}"));
+            }
+            // The content of a Secret its author may not read is not described to them.
+            return Decision::accept().with_warnings(vec![format!(
+                "{name} was not checked against its Secret: {refusal}"
+            )]);
+        }
     }
-    let spec = match check_spec(object, settings) {
-        Ok(Some(spec)) => spec,
-        Ok(None) => return Decision::accept(),
-        Err(problems) => return Decision::reject(format!("{name} is invalid: {problems}")),
+    if s3_unchanged {
+        return Decision::accept().with_warnings(spec.err().into_iter().collect());
+    }
+    let Ok(Some(spec)) = spec else {
+        return Decision::accept();
     };
 
     let Some(credentials) = &spec.credentials else {
         return Decision::accept()
             .with_warnings(unused_settings_warning(&spec).into_iter().collect());
     };
-    if let Some(requester) = requester
-        && names_another_secret(credentials, previous)
-        && let Some(refusal) = check_access(requester, credentials, namespace, settings, cluster)
-    {
-        if settings.secret_access_check == SecretAccessCheck::Reject {
-            return Decision::reject(format!("{name} is rejected: {refusal}"));
-        }
-        // The content of a Secret its author may not read is not described to them.
-        return Decision::accept().with_warnings(vec![format!(
-            "{name} was not checked against its Secret: {refusal}"
-        )]);
-    }
     if settings.secret_check == SecretCheck::Skip {
         return Decision::accept();
     }
@@ -91,47 +102,6 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
         return Decision::reject(format!("{name} is rejected: {}", all.join("; ")));
     }
     Decision::accept().with_warnings(messages(soft))
-}
-
-/// Whether the write makes the DittoServer name a Secret or keys it did not name before: a CREATE,
-/// or an UPDATE that changes the Secret name or a key name.
-fn names_another_secret(credentials: &CredentialsRef, previous: Option<&Value>) -> bool {
-    let Some(previous) = previous else {
-        return true;
-    };
-    match parse_s3(previous) {
-        Ok(Some(S3Spec {
-            credentials: Some(before),
-            ..
-        })) => &before != credentials,
-        _ => true,
-    }
-}
-
-/// Asks the host whether the requester may `get` the named Secret; `Some` explains a refusal
-/// or a failed question. Nothing is asked with `secretAccessCheck: skip`.
-fn check_access(
-    requester: &Requester<'_>,
-    credentials: &CredentialsRef,
-    namespace: &str,
-    settings: &Settings,
-    cluster: &dyn Cluster,
-) -> Option<String> {
-    if settings.secret_access_check == SecretAccessCheck::Skip {
-        return None;
-    }
-    let secret_ref = ObjectRef::secret(namespace, &credentials.secret_name);
-    let user = requester.username;
-    match cluster.may_get(requester, secret_ref) {
-        Ok(true) => None,
-        Ok(false) => Some(format!(
-            "user \"{user}\" may not get {secret_ref}, so it may not have DittoFS pods read it \
-             (secretAccessCheck); grant the user get on that Secret, or name one the user can read"
-        )),
-        Err(error) => Some(format!(
-            "cannot check whether user \"{user}\" may get {secret_ref}: {error}"
-        )),
-    }
 }
 
 /// The spec's own rules and the settings' allow-lists; `Err` lists what is broken.
@@ -699,15 +669,27 @@ mod tests {
         );
     }
 
+    /// Whether `cluster` was asked anything about access, and whether it read a Secret.
+    fn asked_and_read(cluster: &FakeCluster) -> (bool, bool) {
+        let lookups = cluster.lookups.borrow();
+        (
+            lookups.iter().any(|l| l.starts_with("may ")),
+            lookups.iter().any(|l| l.starts_with("Secret ")),
+        )
+    }
+
     #[test]
-    fn only_writes_that_name_another_secret_or_key_are_checked() {
+    fn writes_that_only_size_or_expose_the_server_ask_nothing() {
         let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
         let stored = with_ref();
         let mut scaled = stored.clone();
         scaled["spec"]["replicas"] = json!(3);
-        scaled["spec"]["s3"]["bucket"] = json!("other-bucket");
-        // Same Secret and keys: no question, whoever writes.
-        let kept = write_as(
+        scaled["spec"]["resources"] = json!({"limits": {"memory": "2Gi"}});
+        scaled["spec"]["service"] = json!({"type": "LoadBalancer"});
+        scaled["metadata"]["labels"] = json!({"team": "storage"});
+        scaled["metadata"]["finalizers"] = json!(["dittofs.dittofs.com/finalizer"]);
+        scaled["status"] = json!({"phase": "Running"});
+        let decision = write_as(
             "mallory",
             &[],
             &scaled,
@@ -715,28 +697,170 @@ mod tests {
             &Settings::default(),
             &cluster,
         );
-        assert_eq!(kept.verdict, Verdict::Accept);
-        assert!(
-            cluster
-                .lookups
-                .borrow()
-                .iter()
-                .all(|l| !l.starts_with("may "))
+        assert_eq!(decision, Decision::accept());
+        assert_eq!(asked_and_read(&cluster), (false, false));
+    }
+
+    /// A change of a DittoServer, by the field it changes.
+    type Change = (&'static str, fn(&mut Value));
+
+    #[test]
+    fn every_write_that_decides_what_runs_with_the_secret_is_asked_about() {
+        let stored = with_ref();
+        let changes: [Change; 7] = [
+            ("spec.image", |o| {
+                o["spec"]["image"] = json!("attacker.example/dittofs:evil")
+            }),
+            ("spec.database", |o| {
+                o["spec"]["database"] = json!({"type": "postgres"})
+            }),
+            ("spec.identity", |o| {
+                o["spec"]["identity"] = json!({"admin": {"username": "mallory"}})
+            }),
+            ("spec.percona", |o| {
+                o["spec"]["percona"] = json!({"enabled": true})
+            }),
+            ("spec.s3", |o| {
+                o["spec"]["s3"]["bucket"] = json!("other-bucket")
+            }),
+            ("spec.s3", |o| {
+                o["spec"]["s3"]["credentialsSecretRef"]["secretAccessKeyKey"] = json!("password")
+            }),
+            ("spec.sidecars", |o| {
+                o["spec"]["sidecars"] = json!([{"image": "x"}])
+            }),
+        ];
+        for (field, change) in changes {
+            let mut changed = stored.clone();
+            change(&mut changed);
+            let refused = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+            let decision = write_as(
+                "mallory",
+                &[],
+                &changed,
+                Some(&stored),
+                &Settings::default(),
+                &refused,
+            );
+            let Verdict::Reject(message) = &decision.verdict else {
+                panic!("{field}: expected a rejection, got {decision:?}")
+            };
+            assert!(
+                message.contains(&format!("(this write changes {field})"))
+                    && message.contains("user \"mallory\" may not get Secret \"s3-creds\""),
+                "{message}"
+            );
+            // Nothing about the Secret is described to an author who may not read it.
+            assert_eq!(asked_and_read(&refused), (true, false), "{field}");
+
+            let warn = settings(json!({"secretAccessCheck": "warn"}));
+            let warned = write_as("mallory", &[], &changed, Some(&stored), &warn, &refused);
+            assert_eq!(warned.verdict, Verdict::Accept, "{field}");
+            assert!(
+                warned.warnings[0].contains("was not checked against its Secret"),
+                "{field}"
+            );
+
+            let skip = settings(json!({"secretAccessCheck": "skip"}));
+            let skipping = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+            let skipped = write_as("mallory", &[], &changed, Some(&stored), &skip, &skipping);
+            assert_eq!(skipped.verdict, Verdict::Accept, "{field}");
+            assert!(!asked_and_read(&skipping).0, "{field}");
+
+            let granted = cluster_with(Ok(secret(good_data())));
+            let allowed = write_as(
+                "alice",
+                &[],
+                &changed,
+                Some(&stored),
+                &Settings::default(),
+                &granted,
+            );
+            assert_eq!(allowed.verdict, Verdict::Accept, "{field}: {allowed:?}");
+        }
+    }
+
+    #[test]
+    fn every_secret_the_dittoserver_names_is_asked_about() {
+        let mut object = with_ref();
+        object["spec"]["database"] = json!({"postgresSecretRef": {"name": "pg-url", "key": "url"}});
+        object["spec"]["percona"] = json!({"backup": {"credentialsSecretRef": {"name": "backup-keys"}, "endpoint": "https://evil.example"}});
+        let cluster = cluster_with(Ok(secret(good_data()))).with_secret_access(
+            "mallory",
+            "backup-keys",
+            Ok(false),
         );
-        // A changed key name is a new way to read the Secret: asked again.
-        let mut rekeyed = stored.clone();
-        rekeyed["spec"]["s3"]["credentialsSecretRef"]["secretAccessKeyKey"] = json!("password");
         let decision = write_as(
             "mallory",
             &[],
-            &rekeyed,
-            Some(&stored),
+            &object,
+            None,
             &Settings::default(),
             &cluster,
         );
+        assert_eq!(
+            decision.verdict,
+            Verdict::Reject(
+                "DittoServer \"dittofs-s3\" is rejected: user \"mallory\" may not get Secret \"backup-keys\" \
+                 in namespace \"dittofs-system\" (named in spec.percona.backup.credentialsSecretRef.name), \
+                 so it may not have DittoFS pods read it (secretAccessCheck); grant the user get on that \
+                 Secret, or name one the user can read"
+                    .into()
+            )
+        );
+        let asked: Vec<String> = cluster
+            .lookups
+            .borrow()
+            .iter()
+            .filter(|l| l.starts_with("may "))
+            .cloned()
+            .collect();
+        assert_eq!(
+            asked,
+            [
+                format!("may mallory () get Secret \"s3-creds\" in namespace \"{NS}\""),
+                format!("may mallory () get Secret \"pg-url\" in namespace \"{NS}\""),
+                format!("may mallory () get Secret \"backup-keys\" in namespace \"{NS}\""),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secret_reference_that_is_not_a_name_is_refused_before_any_question() {
+        let mut object = with_ref();
+        object["spec"]["database"] =
+            json!({"postgresSecretRef": {"name": "../../../namespaces/victim/secrets/x"}});
+        let cluster = cluster_with(Ok(secret(good_data())));
+        let decision = write_as("alice", &[], &object, None, &Settings::default(), &cluster);
+        let Verdict::Reject(message) = decision.verdict else {
+            panic!("expected a rejection")
+        };
         assert!(
-            matches!(decision.verdict, Verdict::Reject(_)),
-            "{decision:?}"
+            message.starts_with(
+                "DittoServer \"dittofs-s3\" is invalid: spec.database.postgresSecretRef.name: "
+            ),
+            "{message}"
+        );
+        assert!(cluster.lookups.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_request_with_groups_but_no_user_name_is_asked_about() {
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("", Ok(false));
+        let decision = write_as(
+            "",
+            &["system:masters"],
+            &with_ref(),
+            None,
+            &Settings::default(),
+            &cluster,
+        );
+        let Verdict::Reject(message) = decision.verdict else {
+            panic!("expected a rejection")
+        };
+        assert!(
+            message.contains("the unnamed user of groups [system:masters] may not get Secret"),
+            "{message}"
         );
     }
 

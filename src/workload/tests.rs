@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::cluster::fake::FakeCluster;
-use crate::decision::Verdict;
+use crate::cluster::{LookupError, ObjectRef};
+use crate::decision::{Decision, Verdict};
 use crate::test_support::{FAKE_KEY, FAKE_SECRET, assert_no_values, b64, settings};
 
 const NS: &str = "dittofs-system";
@@ -122,6 +123,13 @@ fn request<'a>(
         object,
         old_object: old,
     }
+}
+
+/// A pod created from the `stored` StatefulSet's template, with `container`.
+fn pod_of_template(stored: &Value, container: Value) -> Value {
+    let mut pod = pod(json!([container]));
+    pod["metadata"]["annotations"] = stored["spec"]["template"]["metadata"]["annotations"].clone();
+    pod
 }
 
 fn mutated(decision: &Decision) -> &Value {
@@ -859,9 +867,7 @@ fn the_policys_own_entries_follow_the_dittoserver_on_every_write() {
         );
     }
     // A pod evicted and recreated from the old template.
-    let mut evicted = pod(json!([dittofs_container(injected_env())]));
-    evicted["metadata"]["annotations"] =
-        stored["spec"]["template"]["metadata"]["annotations"].clone();
+    let evicted = pod_of_template(&stored, dittofs_container(injected_env()));
     let decision = inject(
         &request(WorkloadKind::Pod, "CREATE", &evicted, &Value::Null),
         &Settings::default(),
@@ -880,7 +886,11 @@ fn secret_name_changes_follow_too_when_the_new_secret_is_readable() {
             ObjectRef::ditto_server(NS, DITTO),
             Ok(ditto_in("eu-west-1", "creds-v2")),
         )
-        .with(ObjectRef::secret(NS, "creds-v2"), Ok(good_secret()));
+        .with(ObjectRef::secret(NS, "creds-v2"), {
+            let mut renamed = good_secret();
+            renamed["metadata"]["name"] = json!("creds-v2");
+            Ok(renamed)
+        });
     let stored = injected_statefulset(&good_hash());
     let decision = inject(
         &request(WorkloadKind::StatefulSet, "UPDATE", &stored, &stored),
@@ -1008,9 +1018,7 @@ fn an_endpoint_that_breaks_the_rules_is_refused_wherever_the_secret_is_read() {
 #[test]
 fn a_pod_from_an_injected_template_is_left_as_it_came_when_lookups_fail() {
     let stored = injected_statefulset(&good_hash());
-    let mut from_template = pod(json!([dittofs_container(injected_env())]));
-    from_template["metadata"]["annotations"] =
-        stored["spec"]["template"]["metadata"]["annotations"].clone();
+    let from_template = pod_of_template(&stored, dittofs_container(injected_env()));
     let failures = [
         cluster(
             Err(LookupError::Failed("timeout".into())),
@@ -1069,9 +1077,7 @@ fn what_is_kept_after_a_failed_lookup_still_passes_the_endpoint_rules() {
     // Secret, whose endpoint was tampered with meanwhile. Or the DittoServer is gone.
     let restricted = settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]}));
     let stored = injected_statefulset(&good_hash());
-    let mut from_template = pod(json!([dittofs_container(injected_env())]));
-    from_template["metadata"]["annotations"] =
-        stored["spec"]["template"]["metadata"]["annotations"].clone();
+    let from_template = pod_of_template(&stored, dittofs_container(injected_env()));
     let renamed = FakeCluster::default()
         .with(
             ObjectRef::ditto_server(NS, DITTO),
@@ -1107,4 +1113,360 @@ fn what_is_kept_after_a_failed_lookup_still_passes_the_endpoint_rules() {
         &unreadable,
     );
     assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+}
+
+// --- credential routes ------------------------------------------------------------------------
+
+/// A plain DittoFS pod with an `AWS_ENDPOINT_URL_S3` entry and an `envFrom`.
+fn routed_container(env: Value) -> Value {
+    let mut container = dittofs_container(env);
+    container["envFrom"] = json!([{"configMapRef": {"name": "extra"}}]);
+    container
+}
+
+fn routed_env() -> Value {
+    json!([
+        {"name": "DITTOFS_LOG_LEVEL", "value": "info"},
+        {"name": "AWS_ENDPOINT_URL_S3", "value": "https://elsewhere.example"},
+    ])
+}
+
+const ROUTES_REFUSED: &str = "Pod \"dittofs-s3-sample-0\": container \"dittofs\" can send its S3 \
+    credentials elsewhere: env[1] AWS_ENDPOINT_URL_S3 overrides \
+    AWS_ENDPOINT_URL; envFrom[0] (configMapRef \"extra\") can set any variable, even later (onCredentialRoute: reject); remove them, or set onCredentialRoute: warn";
+
+#[test]
+fn inject_rejects_credential_routes_by_default() {
+    let object = pod(json!([routed_container(routed_env())]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert_eq!(rejection(&decision), ROUTES_REFUSED);
+    assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
+    assert_no_values(&decision);
+}
+
+#[test]
+fn warn_admits_credential_routes_with_the_patch_and_one_warning() {
+    let object = pod(json!([routed_container(routed_env())]));
+    let warn = settings(json!({"onCredentialRoute": "warn"}));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &warn,
+        &healthy(),
+    );
+    let result = mutated(&decision);
+    let env = result["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    assert_eq!(env.len(), 6, "the managed entries are injected");
+    assert_eq!(
+        result["metadata"]["annotations"]["dittofs.io/s3-credentials-hash"],
+        json!(good_hash())
+    );
+    assert_eq!(
+        decision.warnings,
+        [
+            "Pod \"dittofs-s3-sample-0\": container \"dittofs\" can send its S3 credentials elsewhere \
+             (onCredentialRoute: warn): env[1] AWS_ENDPOINT_URL_S3 overrides AWS_ENDPOINT_URL; \
+             envFrom[0] (configMapRef \"extra\") can set any variable, even later"
+        ]
+    );
+}
+
+#[test]
+fn every_accepting_path_of_inject_weighs_the_routes() {
+    let stored = injected_statefulset(&good_hash());
+    // Already written (the fast path), a pod from an injected template.
+    let mut env = routed_env();
+    env.as_array_mut().expect("env").extend(
+        env_for(SECRET, "eu-west-1")
+            .as_array()
+            .expect("env")
+            .iter()
+            .skip(1)
+            .cloned(),
+    );
+    let written = pod_of_template(&stored, routed_container(env));
+    let fresh = pod(json!([routed_container(routed_env())]));
+    let cases = [
+        ("fast path", &written, healthy()),
+        ("write", &fresh, healthy()),
+        (
+            "kept after a failed DittoServer lookup",
+            &written,
+            cluster(
+                Err(LookupError::Failed("timeout".into())),
+                Ok(good_secret()),
+            ),
+        ),
+        (
+            "first injection without a hash",
+            &fresh,
+            cluster(Ok(ditto_with_ref()), Err(LookupError::NotFound)),
+        ),
+    ];
+    for (label, object, lookups) in cases {
+        let decision = inject(
+            &request(WorkloadKind::Pod, "CREATE", object, &Value::Null),
+            &Settings::default(),
+            &lookups,
+        );
+        let message = rejection(&decision);
+        let refused = "Pod \"dittofs-s3-sample-0\": container \"dittofs\" can send its S3 credentials \
+            elsewhere: ";
+        assert!(
+            message.starts_with(refused)
+                && message.contains("envFrom[0] (configMapRef \"extra\") can set any variable")
+                && message.ends_with(
+                    "(onCredentialRoute: reject); remove them, or set onCredentialRoute: warn"
+                ),
+            "{label}: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_kept_pod_with_env_from_is_still_refused() {
+    let stored = injected_statefulset(&good_hash());
+    let from_template = pod_of_template(&stored, routed_container(injected_env()));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &from_template, &Value::Null),
+        &Settings::default(),
+        &cluster(Err(LookupError::NotFound), Ok(good_secret())),
+    );
+    assert_eq!(
+        rejection(&decision),
+        "Pod \"dittofs-s3-sample-0\": container \"dittofs\" can send its S3 credentials elsewhere: \
+         envFrom[0] (configMapRef \"extra\") can set any variable, even later \
+         (onCredentialRoute: reject); remove it, or set onCredentialRoute: warn"
+    );
+}
+
+#[test]
+fn a_repeated_endpoint_definition_is_refused_where_it_would_be_admitted() {
+    let mut env = injected_env();
+    env.as_array_mut().expect("env").push(json!(
+        {"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {"name": "bad", "key": "endpoint", "optional": true}}}
+    ));
+    let stored = injected_statefulset(&good_hash());
+    let object = pod_of_template(&stored, dittofs_container(env.clone()));
+    // Kept as it came after a failed lookup: the route decides.
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &cluster(
+            Err(LookupError::Failed("timeout".into())),
+            Ok(good_secret()),
+        ),
+    );
+    assert_eq!(
+        rejection(&decision),
+        "Pod \"dittofs-s3-sample-0\": container \"dittofs\" can send its S3 credentials elsewhere: \
+         env[3], env[5] AWS_ENDPOINT_URL differ, and the last one applies \
+         (onCredentialRoute: reject); remove it, or set onCredentialRoute: warn"
+    );
+    // With the lookups answered, the second definition is a person's conflicting one.
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert!(rejection(&decision).contains("already defines AWS_ENDPOINT_URL differently"));
+    // Overwritten, both definitions become the policy's: nothing differs any more.
+    let overwrite = settings(json!({"onEnvConflict": "overwrite"}));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &object, &Value::Null),
+        &overwrite,
+        &healthy(),
+    );
+    assert_eq!(
+        mutated(&decision)["spec"]["containers"][0]["env"][5],
+        injected_env()[3]
+    );
+    // verify reports the staleness and the route in one message.
+    let decision = verify_pod(env, Some(&good_hash()), &healthy());
+    let message = rejection(&decision);
+    assert!(
+        message.contains("defines AWS_ENDPOINT_URL differently")
+            && message.contains(
+                "-n dittofs-system. Also, container \"dittofs\" can send its S3 credentials elsewhere: \
+                 env[3], env[5] AWS_ENDPOINT_URL differ"
+            ),
+        "{message}"
+    );
+}
+
+#[test]
+fn verify_rejects_or_warns_on_credential_routes() {
+    let mut object = pod(json!([routed_container(injected_env())]));
+    object["metadata"]["annotations"] = json!({"dittofs.io/s3-credentials-hash": good_hash()});
+    let verified = |object: &Value, settings: &Settings| {
+        verify(
+            &request(WorkloadKind::Pod, "CREATE", object, &Value::Null),
+            settings,
+            &healthy(),
+        )
+    };
+    let refusal = "container \"dittofs\" can send its S3 credentials elsewhere: \
+        envFrom[0] (configMapRef \"extra\") can set any variable, even later \
+        (onCredentialRoute: reject); remove it, or set onCredentialRoute: warn";
+    assert_eq!(
+        rejection(&verified(&object, &Settings::default())),
+        format!("Pod \"dittofs-s3-sample-0\": {refusal}")
+    );
+    let warn = settings(json!({"onCredentialRoute": "warn"}));
+    let decision = verified(&object, &warn);
+    assert_eq!(decision.verdict, Verdict::Accept);
+    assert_eq!(
+        decision.warnings,
+        [
+            "Pod \"dittofs-s3-sample-0\": container \"dittofs\" can send its S3 credentials elsewhere \
+             (onCredentialRoute: warn): envFrom[0] (configMapRef \"extra\") can set any variable, even later"
+        ]
+    );
+    // Stale too: one rejection lists both; with warn, the route is a warning beside it.
+    object["metadata"]["annotations"] = json!({"dittofs.io/s3-credentials-hash": "0000"});
+    let message = rejection(&verified(&object, &Settings::default())).to_owned();
+    assert!(
+        message.starts_with("Pod \"dittofs-s3-sample-0\": it runs with outdated S3 credentials")
+            && message.ends_with(&format!("-n dittofs-system. Also, {refusal}")),
+        "{message}"
+    );
+    let decision = verified(&object, &warn);
+    assert!(rejection(&decision).ends_with("-n dittofs-system"));
+    assert_eq!(decision.warnings.len(), 1);
+    assert!(decision.warnings[0].contains("(onCredentialRoute: warn)"));
+}
+
+/// The `dittofs` container as DittoFS operator v0.4.1-v0.12.0 render it.
+fn operator_container(command: &str) -> Value {
+    let mut env = json!([
+        {"name": "DITTOFS_LOGGING_LEVEL", "value": "INFO"},
+        {"name": "DITTOFS_CONTROLPLANE_SECRET", "valueFrom": {"secretKeyRef": {"name": "dittofs-s3-sample-jwt", "key": "secret"}}},
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "dittofs-s3-sample-pguser", "key": "uri"}}},
+    ]);
+    env.as_array_mut().expect("env").extend(
+        env_for(SECRET, "eu-west-1")
+            .as_array()
+            .expect("env")
+            .iter()
+            .skip(1)
+            .cloned(),
+    );
+    json!({"name": "dittofs", "image": "marmos91c/dittofs:v0.12.0", "command": [command],
+           "args": ["start", "--foreground", "--config", "/config/config.yaml"],
+           "ports": [{"name": "nfs", "containerPort": 2049, "protocol": "TCP"}],
+           "env": env,
+           "volumeMounts": [{"name": "metadata", "mountPath": "/data/metadata"},
+                            {"name": "cache", "mountPath": "/data/cache"},
+                            {"name": "config", "mountPath": "/config"}],
+           "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+           "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}}})
+}
+
+#[test]
+fn operator_rendered_containers_pass_and_the_policys_output_is_a_fixed_point() {
+    for command in ["/app/dfs", "/app/dittofs"] {
+        let mut object = statefulset(json!([operator_container(command)]));
+        object["spec"]["template"]["spec"]["volumes"] =
+            json!([{"name": "config", "configMap": {"name": "dittofs-s3-sample-config"}}]);
+        object["spec"]["template"]["metadata"]["annotations"] =
+            json!({"dittofs.io/config-hash": "5555"});
+        let create = inject(
+            &request(WorkloadKind::StatefulSet, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &healthy(),
+        );
+        assert!(create.warnings.is_empty(), "{:?}", create.warnings);
+        let output = mutated(&create).clone();
+        assert_eq!(
+            output["spec"]["template"]["spec"], object["spec"]["template"]["spec"],
+            "the operator's env already holds what the policy writes"
+        );
+        // Its own output, written again, changes nothing and is not refused.
+        let again = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &output, &output),
+            &Settings::default(),
+            &healthy(),
+        );
+        assert_eq!(again, Decision::accept(), "{command}");
+        assert_eq!(
+            verify(
+                &request(WorkloadKind::StatefulSet, "UPDATE", &output, &output),
+                &Settings::default(),
+                &healthy()
+            ),
+            Decision::accept(),
+            "{command}"
+        );
+        // Kept after a failed lookup: admitted with the lookup's warning only.
+        let kept = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &object, &output),
+            &Settings::default(),
+            &cluster(
+                Err(LookupError::Failed("timeout".into())),
+                Ok(good_secret()),
+            ),
+        );
+        assert!(!matches!(kept.verdict, Verdict::Reject(_)), "{kept:?}");
+        assert_eq!(kept.warnings.len(), 1);
+    }
+}
+
+#[test]
+fn routes_matter_only_where_credentials_are_injected() {
+    // Not DittoFS's, a Pod UPDATE, a container without the credentials: no route is weighed.
+    let mut other = pod(json!([routed_container(injected_env())]));
+    other["metadata"]["labels"] = json!({"app": "web"});
+    let updated = pod(json!([routed_container(injected_env())]));
+    let no_credentials = cluster(Ok(ditto(json!({"region": "eu-west-1"}))), Ok(good_secret()));
+    let plain = pod(json!([routed_container(plain_env())]));
+    for (label, object, operation, lookups) in [
+        ("not DittoFS", &other, "CREATE", healthy()),
+        ("pod update", &updated, "UPDATE", healthy()),
+        ("no credentials", &plain, "CREATE", no_credentials),
+    ] {
+        let decision = inject(
+            &request(WorkloadKind::Pod, operation, object, object),
+            &Settings::default(),
+            &lookups,
+        );
+        assert_eq!(decision, Decision::accept(), "{label}");
+    }
+    // Another container's routes are not the DittoFS container's.
+    let mut routed_sidecar = routed_container(plain_env());
+    routed_sidecar["name"] = json!("sidecar");
+    let sidecar = pod(json!([routed_sidecar, dittofs_container(plain_env())]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &sidecar, &Value::Null),
+        &Settings::default(),
+        &healthy(),
+    );
+    assert!(
+        matches!(decision.verdict, Verdict::Mutate(_)),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn an_owner_reference_that_is_not_a_name_never_reaches_the_host() {
+    let mut object = statefulset(json!([dittofs_container(plain_env())]));
+    object["metadata"]["ownerReferences"][0]["name"] =
+        json!("../../../namespaces/victim/dittoservers/x");
+    let cluster = healthy();
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "CREATE", &object, &Value::Null),
+        &Settings::default(),
+        &cluster,
+    );
+    assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+    assert!(
+        decision.warnings[0].contains("is not a valid name"),
+        "{:?}",
+        decision.warnings
+    );
+    assert!(cluster.lookups.borrow().is_empty());
 }

@@ -1,0 +1,104 @@
+//! After a failed lookup: keep what the policy wrote before, since nothing new can be checked,
+//! but still refuse credentials that what is kept would send to a forbidden endpoint.
+
+use serde_json::Value;
+
+use super::inject::endpoint_refusal;
+use super::object::{container_mut, find_container, finish, pod_annotation, set_annotation};
+use super::ownership::RECORD_ANNOTATION;
+use super::{WorkloadRequest, env};
+use crate::cluster::{Cluster, ObjectRef};
+use crate::credentials::{SecretData, endpoint_finding};
+use crate::decision::Decision;
+use crate::settings::Settings;
+
+/// A lookup failed: nothing the policy wrote may change, or pods would roll onto credentials
+/// nobody could check. On UPDATE the previous revision's entries and annotations come back;
+/// on CREATE the object stays as it came.
+/// `looked_up` names the Secret this review already read (or failed to): not asked for again.
+pub(super) fn keep_as_it_was(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    reason: &str,
+    looked_up: Option<&str>,
+    cluster: &dyn Cluster,
+) -> Decision {
+    let what = request.describe();
+    let checked = |kept: &Value| kept_endpoint_refusal(kept, request, settings, looked_up, cluster);
+    if !request.is_update() {
+        if let Some(refusal) = checked(request.object) {
+            return refusal;
+        }
+        let consequence = if request.carries_injection(settings) {
+            format!("S3 credentials of {what} left as they came")
+        } else {
+            format!("S3 credentials were not injected into {what}")
+        };
+        return Decision::accept().with_warnings(vec![format!("{consequence}: {reason}")]);
+    }
+    let mut object = request.object.clone();
+    let previous_env = find_container(request.old_object, request.kind, &settings.container_name)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .map(|env| env::managed_entries(env))
+        .unwrap_or_default();
+    // This path only preserves: a malformed new object is left as it is.
+    if !previous_env.is_empty()
+        && let Ok(Some((_, container))) =
+            container_mut(&mut object, request.kind, &settings.container_name)
+        && let Some(env) = env::env_of(container)
+    {
+        env::restore(env, &previous_env);
+    }
+    for key in [settings.hash_annotation.as_str(), RECORD_ANNOTATION] {
+        if let Some(value) = pod_annotation(request.old_object, request.kind, key)
+            && set_annotation(&mut object, request.kind, key, value.to_owned()).is_err()
+        {
+            return Decision::accept().with_warnings(vec![format!(
+                "S3 credentials of {what} left as they came: {reason}"
+            )]);
+        }
+    }
+    if let Some(refusal) = checked(&object) {
+        return refusal;
+    }
+    finish(request.object, object).with_warnings(vec![format!(
+        "kept the S3 env and hash of the previous revision of {what}: {reason}"
+    )])
+}
+
+/// What is kept still sends credentials somewhere: the endpoint entry the kept
+/// `AWS_ENDPOINT_URL` names (often of another Secret than the one that could not be read) must
+/// pass the endpoint rules too. When it cannot be read either, what is kept stays. The Secret
+/// the review already read failed to read or passed the rules, so it is not asked for again.
+fn kept_endpoint_refusal(
+    kept: &Value,
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    looked_up: Option<&str>,
+    cluster: &dyn Cluster,
+) -> Option<Decision> {
+    let reference = find_container(kept, request.kind, &settings.container_name)?
+        .get("env")?
+        .as_array()?
+        .iter()
+        .find(|entry| env::entry_name(entry) == Some(env::ENDPOINT_URL))?
+        .pointer("/valueFrom/secretKeyRef")?;
+    let name = reference.get("name")?.as_str()?;
+    if looked_up == Some(name) {
+        return None;
+    }
+    let key = reference.get("key")?.as_str()?;
+    let secret_ref = ObjectRef::secret(request.namespace, name);
+    let field = if key.contains('.') {
+        "data".to_owned()
+    } else {
+        format!("data.{key}")
+    };
+    let secret = cluster.get(secret_ref, &[field]).ok()?;
+    let finding = endpoint_finding(&SecretData::from_object(&secret).ok()?, key, settings)?;
+    Some(endpoint_refusal(
+        request,
+        &format!("{secret_ref}: {}", finding.message),
+    ))
+}

@@ -1,0 +1,441 @@
+//! Credential routes: definitions in the DittoFS container that send the injected credentials
+//! somewhere other than the checked endpoint, or change what the S3 client trusts.
+//!
+//! The endpoint rules only see `AWS_ENDPOINT_URL`; DittoFS's S3 client (aws-sdk-go-v2) also
+//! reads `AWS_ENDPOINT_URL_S3` (wins over it), `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` (AWS's
+//! own endpoint instead), a config file's `endpoint_url` (when `AWS_ENDPOINT_URL` is unset),
+//! `AWS_CA_BUNDLE` (today it fails the client), and Go's `SSL_CERT_FILE` / `SSL_CERT_DIR`
+//! (trusted roots, so a man-in-the-middle endpoint can pass). Kubernetes adds ways around the
+//! managed entries:
+//! `envFrom` (applied before `env`, so it survives where the optional endpoint reference is
+//! skipped, and its source can change after admission), `$(NAME)` expansion that copies a
+//! credential elsewhere, and repeated definitions (kubelet uses the last one, the policy's
+//! endpoint check after a failed lookup reads the first).
+//! A shell in `command` reading `$AWS_SECRET_ACCESS_KEY` is code, not a definition: out of reach.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::{WorkloadRequest, env, find_container};
+use crate::decision::{Decision, Verdict};
+use crate::settings::{OnCredentialRoute, Settings};
+
+/// Variables that move the S3 endpoint or the trusted roots, with what each does.
+const ROUTE_VARIABLES: [(&str, &str); 7] = [
+    ("AWS_ENDPOINT_URL_S3", "overrides AWS_ENDPOINT_URL"),
+    (
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "drops the configured endpoint",
+    ),
+    (
+        "AWS_CONFIG_FILE",
+        "can set endpoint_url when AWS_ENDPOINT_URL is unset",
+    ),
+    (
+        "AWS_PROFILE",
+        "selects a config profile, whose endpoint_url can apply",
+    ),
+    ("AWS_CA_BUNDLE", "changes the trusted roots"),
+    ("SSL_CERT_FILE", "replaces the trusted roots"),
+    ("SSL_CERT_DIR", "replaces the trusted roots"),
+];
+
+/// The variables whose values are the credentials themselves.
+const CREDENTIALS: [&str; 2] = [env::ACCESS_KEY_ID, env::SECRET_ACCESS_KEY];
+
+/// The consequence of any route (trusting other roots lets another endpoint pass), for the
+/// messages.
+const CONSEQUENCE: &str = "can send its S3 credentials elsewhere";
+
+/// One credential route: where it is in the container and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Where, e.g. `env[3] AWS_ENDPOINT_URL_S3`, `envFrom[0] (configMapRef "x")`, `args[2]`.
+    pub place: String,
+    /// What it does, e.g. `overrides AWS_ENDPOINT_URL`.
+    pub effect: String,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.place, self.effect)
+    }
+}
+
+/// The names `text` references as `$(NAME)`, read the way Kubernetes expands them: `$$` is an
+/// escaped `$` (so `$$(X)` is the text `$(X)`), and a `$(` without a closing `)` is text.
+pub fn references(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut names = Vec::new();
+    let mut cursor = 0;
+    while cursor + 1 < bytes.len() {
+        if bytes.get(cursor) != Some(&b'$') {
+            cursor += 1;
+            continue;
+        }
+        if bytes.get(cursor + 1) == Some(&b'(') {
+            let rest = text.get(cursor + 2..).unwrap_or_default();
+            if let Some(end) = rest.find(')') {
+                names.push(rest.get(..end).unwrap_or_default());
+                cursor += end + 3;
+                continue;
+            }
+        }
+        // `$$`, `$x` or an unclosed `$(`: both characters are text.
+        cursor += 2;
+    }
+    names
+}
+
+/// The credential variables `text` copies, comma-separated, if any.
+fn copied_credentials(text: &str) -> Option<String> {
+    let names = references(text);
+    let copied: Vec<&str> = CREDENTIALS
+        .into_iter()
+        .filter(|credential| names.contains(credential))
+        .collect();
+    (!copied.is_empty()).then(|| format!("copies {}", copied.join(", ")))
+}
+
+fn strings_of<'v>(container: &'v Value, field: &str) -> impl Iterator<Item = (usize, &'v str)> {
+    container
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(index, item)| item.as_str().map(|text| (index, text)))
+}
+
+/// Every credential route of a container (raw JSON), in the order of its fields.
+pub fn credential_routes(container: &Value) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let entries: Vec<(usize, &Value)> = container
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .collect();
+    for (index, entry) in &entries {
+        let Some(name) = env::entry_name(entry) else {
+            continue;
+        };
+        if let Some((_, effect)) = ROUTE_VARIABLES.iter().find(|(route, _)| *route == name) {
+            routes.push(Route {
+                place: format!("env[{index}] {name}"),
+                effect: (*effect).to_owned(),
+            });
+        }
+        if let Some(effect) = entry
+            .get("value")
+            .and_then(Value::as_str)
+            .and_then(copied_credentials)
+        {
+            routes.push(Route {
+                place: format!("env[{index}] {name}"),
+                effect,
+            });
+        }
+    }
+    routes.extend(repeated_definitions(&entries));
+    for (index, source) in container
+        .get("envFrom")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        routes.push(Route {
+            place: format!("envFrom[{index}]{}", env_from_source(source)),
+            effect: "can set any variable, even later".to_owned(),
+        });
+    }
+    for field in ["command", "args"] {
+        for (index, text) in strings_of(container, field) {
+            if let Some(effect) = copied_credentials(text) {
+                routes.push(Route {
+                    place: format!("{field}[{index}]"),
+                    effect,
+                });
+            }
+        }
+    }
+    for (index, mount) in container
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(effect) = mount
+            .get("subPathExpr")
+            .and_then(Value::as_str)
+            .and_then(copied_credentials)
+        {
+            routes.push(Route {
+                place: format!("volumeMounts[{index}].subPathExpr"),
+                effect,
+            });
+        }
+    }
+    routes
+}
+
+/// ` (configMapRef "x")` or ` (secretRef "y")`: which source an `envFrom` entry reads.
+fn env_from_source(source: &Value) -> String {
+    ["configMapRef", "secretRef"]
+        .into_iter()
+        .find_map(|kind| {
+            let reference = source.get(kind)?;
+            Some(match reference.get("name").and_then(Value::as_str) {
+                Some(name) => format!(" ({kind} \"{name}\")"),
+                None => format!(" ({kind})"),
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Managed variables defined more than once in ways that can differ: kubelet uses the last,
+/// the endpoint check after a failed lookup reads the first. Copies of one definition (what
+/// `env::merge` leaves of duplicates) agree, unless an expansion makes them depend on position.
+fn repeated_definitions(entries: &[(usize, &Value)]) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for name in env::MANAGED {
+        let defined: Vec<&(usize, &Value)> = entries
+            .iter()
+            .filter(|(_, entry)| env::entry_name(entry) == Some(name))
+            .collect();
+        let [(_, first), _, ..] = defined.as_slice() else {
+            continue;
+        };
+        let expands = |entry: &Value| {
+            entry
+                .get("value")
+                .and_then(Value::as_str)
+                .is_some_and(|value| !references(value).is_empty())
+        };
+        let agree = defined
+            .iter()
+            .all(|(_, entry)| env::same_definition(entry, first) && !expands(entry));
+        if agree {
+            continue;
+        }
+        let places: Vec<String> = defined
+            .iter()
+            .map(|(index, _)| format!("env[{index}]"))
+            .collect();
+        routes.push(Route {
+            place: format!("{} {name}", places.join(", ")),
+            effect: "differ, and the last one applies".to_owned(),
+        });
+    }
+    routes
+}
+
+/// Whether a container receives the credentials through its `env`.
+fn holds_credentials(container: &Value) -> bool {
+    container
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|entry| env::entry_name(entry).is_some_and(|name| CREDENTIALS.contains(&name)))
+}
+
+/// Which review a decision came from: an injection's rejection stands as it is (nothing is
+/// admitted), a verification's rejection also lists the routes so one fix covers both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Review {
+    Inject,
+    Verify,
+}
+
+/// Weighs the routes of the `dittofs` container as it will be admitted (the mutated object,
+/// else the requested one) against `onCredentialRoute`; every accepting path of a review goes
+/// through here, so none admits a route unnoticed.
+pub(super) fn weigh(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    decision: Decision,
+    review: Review,
+) -> Decision {
+    let admitted = match &decision.verdict {
+        Verdict::Mutate(object) => object,
+        Verdict::Accept => request.object,
+        Verdict::Reject(_) if review == Review::Verify => request.object,
+        Verdict::Reject(_) => return decision,
+    };
+    let routes = match find_container(admitted, request.kind, &settings.container_name) {
+        Some(container) if holds_credentials(container) => credential_routes(container),
+        _ => Vec::new(),
+    };
+    if routes.is_empty() {
+        return decision;
+    }
+    let listed: Vec<String> = routes.iter().map(ToString::to_string).collect();
+    let listed = listed.join("; ");
+    let container = format!("container \"{}\"", settings.container_name);
+    let what = request.describe();
+    if settings.on_credential_route == OnCredentialRoute::Warn {
+        return decision.with_warnings(vec![format!(
+            "{what}: {container} {CONSEQUENCE} (onCredentialRoute: warn): {listed}"
+        )]);
+    }
+    let refusal = format!(
+        "{container} {CONSEQUENCE}: {listed} (onCredentialRoute: reject); remove {}, or set \
+         onCredentialRoute: warn",
+        if routes.len() == 1 { "it" } else { "them" }
+    );
+    match decision.verdict {
+        Verdict::Reject(message) => Decision {
+            verdict: Verdict::Reject(format!("{message}. Also, {refusal}")),
+            warnings: decision.warnings,
+        },
+        // The mutation and its warnings describe an admission that does not happen.
+        Verdict::Accept | Verdict::Mutate(_) => Decision::reject(format!("{what}: {refusal}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn described(container: &Value) -> Vec<String> {
+        credential_routes(container)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn references_follow_kubernetes_expansion() {
+        assert_eq!(references("$(A)"), ["A"]);
+        assert_eq!(references("x$(A)y$(B_2)"), ["A", "B_2"]);
+        assert!(
+            references("$$(A)").is_empty(),
+            "an escaped reference is text"
+        );
+        assert_eq!(references("$$$(A)"), ["A"], "an escaped $ then a reference");
+        assert!(references("$(A").is_empty(), "unclosed");
+        assert_eq!(
+            references("$($(A)"),
+            ["$(A"],
+            "the first ) closes the first ("
+        );
+        assert!(
+            references("$A ${A} $").is_empty(),
+            "shell syntax is not expanded"
+        );
+        assert_eq!(references("é$(A)é"), ["A"]);
+        assert!(references("").is_empty());
+        assert_eq!(references("$x$(A)"), ["A"]);
+    }
+
+    #[test]
+    fn each_route_variable_is_named_with_its_effect() {
+        let container = json!({"name": "dittofs", "env": [
+            {"name": "LOG", "value": "x"},
+            {"name": "AWS_ENDPOINT_URL_S3", "value": "https://elsewhere"},
+            {"name": "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "value": "true"},
+            {"name": "AWS_CONFIG_FILE", "value": "/tmp/config"},
+            {"name": "AWS_PROFILE", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "p"}}},
+            {"name": "AWS_CA_BUNDLE", "value": "/ca.pem"},
+            {"name": "SSL_CERT_FILE", "value": "/ca.pem"},
+            {"name": "SSL_CERT_DIR", "value": "/certs"},
+        ]});
+        assert_eq!(
+            described(&container),
+            [
+                "env[1] AWS_ENDPOINT_URL_S3 overrides AWS_ENDPOINT_URL",
+                "env[2] AWS_IGNORE_CONFIGURED_ENDPOINT_URLS drops the configured endpoint",
+                "env[3] AWS_CONFIG_FILE can set endpoint_url when AWS_ENDPOINT_URL is unset",
+                "env[4] AWS_PROFILE selects a config profile, whose endpoint_url can apply",
+                "env[5] AWS_CA_BUNDLE changes the trusted roots",
+                "env[6] SSL_CERT_FILE replaces the trusted roots",
+                "env[7] SSL_CERT_DIR replaces the trusted roots",
+            ]
+        );
+    }
+
+    #[test]
+    fn env_from_is_named_by_its_source() {
+        let container = json!({"name": "dittofs", "envFrom": [
+            {"configMapRef": {"name": "settings"}},
+            {"secretRef": {"name": "extra"}, "prefix": "AWS_"},
+            {"configMapRef": {}},
+            {},
+        ]});
+        assert_eq!(
+            described(&container),
+            [
+                "envFrom[0] (configMapRef \"settings\") can set any variable, even later",
+                "envFrom[1] (secretRef \"extra\") can set any variable, even later",
+                "envFrom[2] (configMapRef) can set any variable, even later",
+                "envFrom[3] can set any variable, even later",
+            ]
+        );
+    }
+
+    #[test]
+    fn credential_references_are_routes_wherever_they_expand() {
+        let container = json!({"name": "dittofs",
+            "command": ["/app/dfs", "--key=$(AWS_ACCESS_KEY_ID)"],
+            "args": ["start", "$(AWS_SECRET_ACCESS_KEY)$(AWS_ACCESS_KEY_ID)", "$$(AWS_SECRET_ACCESS_KEY)"],
+            "env": [{"name": "COPY", "value": "s=$(AWS_SECRET_ACCESS_KEY)"},
+                    {"name": "ESCAPED", "value": "$$(AWS_SECRET_ACCESS_KEY)"},
+                    {"name": "REGION_COPY", "value": "$(AWS_REGION)"}],
+            "volumeMounts": [{"name": "a", "mountPath": "/a"},
+                             {"name": "b", "mountPath": "/b", "subPathExpr": "$(AWS_SECRET_ACCESS_KEY)"},
+                             {"name": "c", "mountPath": "/c", "subPathExpr": "$(POD_NAME)"}]});
+        assert_eq!(
+            described(&container),
+            [
+                "env[0] COPY copies AWS_SECRET_ACCESS_KEY",
+                "command[1] copies AWS_ACCESS_KEY_ID",
+                "args[1] copies AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+                "volumeMounts[1].subPathExpr copies AWS_SECRET_ACCESS_KEY",
+            ]
+        );
+    }
+
+    #[test]
+    fn differing_repeated_definitions_are_routes_and_copies_are_not() {
+        let reference = |name: &str| {
+            json!({"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {
+                "name": name, "key": "endpoint", "optional": true}}})
+        };
+        let container = json!({"name": "dittofs", "env": [
+            reference("good"), {"name": "X", "value": "y"}, reference("bad"),
+            {"name": "AWS_REGION", "value": "eu-west-1"}, {"name": "AWS_REGION", "value": "eu-west-1"},
+        ]});
+        assert_eq!(
+            described(&container),
+            ["env[0], env[2] AWS_ENDPOINT_URL differ, and the last one applies"]
+        );
+        let copies = json!({"name": "dittofs", "env": [reference("good"), reference("good")]});
+        assert!(described(&copies).is_empty());
+        // Identical text expands differently by position.
+        let expanding = json!({"name": "dittofs", "env": [
+            {"name": "AWS_REGION", "value": "$(R)"}, {"name": "R", "value": "x"},
+            {"name": "AWS_REGION", "value": "$(R)"},
+        ]});
+        assert_eq!(
+            described(&expanding),
+            ["env[0], env[2] AWS_REGION differ, and the last one applies"]
+        );
+    }
+
+    #[test]
+    fn malformed_fields_are_skipped_without_panicking() {
+        for container in [
+            json!({"name": "dittofs", "env": "x", "envFrom": {}, "args": "x", "volumeMounts": [1]}),
+            json!({"name": "dittofs", "env": [1, null, {"value": "$(AWS_SECRET_ACCESS_KEY)"}], "command": [1, null]}),
+            json!(null),
+        ] {
+            assert!(described(&container).is_empty(), "{container}");
+        }
+    }
+}
