@@ -299,18 +299,30 @@ policy_server_log_since() {
   review "$(request dittoserver-sample-create.json)" clusterwide-dittofs-s3-validate
   assert_response "{\"uid\": \"$NS-dittoserver-sample-create\", \"allowed\": true, \"auditAnnotations\": null, \"warnings\": null}"
   assert_patch null
-  assert_api_requests "POST /apis/authorization.k8s.io/v1/subjectaccessreviews" "GET $(SECRET_PATH)"
+  # One question for each Secret the sample names (spec.s3, spec.identity.admin, spec.identity.jwt).
+  local sar="POST /apis/authorization.k8s.io/v1/subjectaccessreviews"
+  assert_api_requests "$sar" "$sar" "$sar" "GET $(SECRET_PATH)"
   tail -n +"$((API_MARK + 1))" "$DIR/api-requests.jsonl" | jq -c 'select(.method == "POST") | .body.spec' >"$BATS_TEST_TMPDIR/sar"
-  [ "$(<"$BATS_TEST_TMPDIR/sar")" = "{\"groups\":[\"system:authenticated\",\"system:masters\"],\"resourceAttributes\":{\"group\":\"\",\"name\":\"dittofs-s3-credentials\",\"namespace\":\"$NS\",\"resource\":\"secrets\",\"verb\":\"get\",\"version\":\"v1\"},\"user\":\"kubernetes-admin\"}" ]
+  [ "$(head -n 1 "$BATS_TEST_TMPDIR/sar")" = "{\"groups\":[\"system:authenticated\",\"system:masters\"],\"resourceAttributes\":{\"group\":\"\",\"name\":\"dittofs-s3-credentials\",\"namespace\":\"$NS\",\"resource\":\"secrets\",\"verb\":\"get\",\"version\":\"v1\"},\"user\":\"kubernetes-admin\"}" ]
+  [ "$(jq -r .resourceAttributes.name "$BATS_TEST_TMPDIR/sar" | paste -sd ' ')" = "dittofs-s3-credentials dittofs-admin-secret dittofs-jwt-secret" ]
 }
 
 @test "DittoServer CREATE by an author who may not read the Secret: rejected (secretAccessCheck: reject)" {
-  cluster '.accessReviews = [{user: "kubernetes-admin", status: {allowed: false, reason: "no RBAC policy matched"}}]'
+  cluster '.accessReviews = [{user: "kubernetes-admin", name: "dittofs-s3-credentials", status: {allowed: false, reason: "no RBAC policy matched"}}]'
   review "$(request dittoserver-sample-create.json)" clusterwide-dittofs-s3-validate
   assert_response "{\"uid\": \"$NS-dittoserver-sample-create\", \"allowed\": false, \"auditAnnotations\": null, \"warnings\": null,
     \"status\": {\"message\": \"DittoServer \\\"dittofs-s3-sample\\\" is rejected: user \\\"kubernetes-admin\\\" may not get Secret \\\"dittofs-s3-credentials\\\" in namespace \\\"$NS\\\", so it may not have DittoFS pods read it (secretAccessCheck); grant the user get on that Secret, or name one the user can read\"}}"
   # Refused before the Secret is read.
-  assert_api_requests "POST /apis/authorization.k8s.io/v1/subjectaccessreviews"
+  local sar="POST /apis/authorization.k8s.io/v1/subjectaccessreviews"
+  assert_api_requests "$sar" "$sar" "$sar"
+}
+
+@test "DittoServer UPDATE of spec.image by an author who may not read the Secret: rejected before the Secret is read" {
+  cluster '.accessReviews = [{user: "dev@example.com", name: "dittofs-s3-credentials", status: {allowed: false, reason: "no RBAC policy matched"}}]'
+  review "$(request dittoserver-update-image.json)" clusterwide-dittofs-s3-validate
+  [[ $(jq -r .status.message <<<"$RESPONSE") == "DittoServer \"dittofs-s3-sample\" is rejected: user \"dev@example.com\" may not get Secret \"dittofs-s3-credentials\" in namespace \"$NS\", so it may not have DittoFS pods read it (secretAccessCheck) (this write changes spec.image); "* ]]
+  local sar="POST /apis/authorization.k8s.io/v1/subjectaccessreviews"
+  assert_api_requests "$sar" "$sar" "$sar"
 }
 
 @test "DittoServer CREATE naming a missing Secret: accepted with a warning (secretCheck: warn)" {

@@ -103,13 +103,14 @@ assert_no_patch() {
 }
 
 @test "sample DittoServer UPDATE that changes spec.s3 is checked the same way" {
-  evaluate dittoserver-sample-update.json session-update-secret-found.yml
+  evaluate dittoserver-sample-update.json session-secret-found.yml
   assert_accepted
   assert_no_warnings
 }
 
-@test "DittoServer without spec.s3 needs no lookup" {
-  evaluate dittoserver-no-s3.json session-empty.yml
+@test "DittoServer without spec.s3 reads no Secret; its author is asked about the identity Secrets it names" {
+  # The session holds the two access questions only: a Secret lookup would exhaust it.
+  evaluate dittoserver-no-s3.json session-access-identity-only.yml
   assert_accepted
   assert_no_warnings
 }
@@ -134,7 +135,7 @@ assert_no_patch() {
 }
 
 @test "region or bucket without credentialsSecretRef warns that nothing is injected" {
-  evaluate dittoserver-region-bucket-without-ref.json session-empty.yml
+  evaluate dittoserver-region-bucket-without-ref.json session-access-identity-only.yml
   assert_accepted
   assert_warning "spec.s3 sets region and bucket but no credentialsSecretRef"
 }
@@ -741,6 +742,102 @@ session_with_secret_name() {
   evaluate dittoserver-update-key-renamed.json session-access-refused.yml
   assert_rejected_with 'user "kubernetes-admin" may not get Secret "dittofs-s3-credentials"'
   evaluate dittoserver-update-key-renamed.json session-access-renamed-keys.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: every write that decides what runs with the Secret is asked about (image, database, identity, spec.s3)" {
+  for request in dittoserver-update-image.json dittoserver-update-identity.json dittoserver-update-bucket.json; do
+    # The session holds the questions only: reading the Secret would exhaust it (a replay error).
+    evaluate "$request" session-developer-refused.yml
+    assert_rejected_with 'user "dev@example.com" may not get Secret "dittofs-s3-credentials" in namespace "dittofs-system", so it may not have DittoFS pods read it (secretAccessCheck) (this write changes spec.'
+    evaluate "$request" session-developer-refused.yml '{"secretAccessCheck":"warn"}'
+    assert_accepted
+    assert_warning 'was not checked against its Secret: user "dev@example.com" may not get'
+    evaluate "$request" session-empty.yml '{"secretAccessCheck":"skip","secretCheck":"skip"}'
+    assert_accepted
+  done
+  evaluate dittoserver-update-image.json session-developer-refused.yml
+  assert_rejected_with '(this write changes spec.image)'
+  evaluate dittoserver-update-database.json session-developer-postgres-refused.yml
+  assert_rejected_with 'may not get Secret "dittofs-postgres" in namespace "dittofs-system" (named in spec.database.postgresSecretRef.name)'
+  assert_rejected_with '(this write changes spec.database)'
+  # Someone who may read every Secret changes the image: asked, allowed, the Secret is not re-read.
+  evaluate dittoserver-update-image.json session-developer-allowed.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: writes that only size the server, metadata and the operator's status writes ask nothing" {
+  evaluate dittoserver-update-scaled.json session-empty.yml
+  assert_accepted
+  assert_no_warnings
+  evaluate dittoserver-update-status-by-operator.json session-empty.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "access: every Secret a DittoServer names is asked about, the backup keys sent to a free-form endpoint included" {
+  evaluate dittoserver-create-percona-backup.json session-developer-backup-refused.yml
+  assert_rejected_with 'may not get Secret "dittofs-backup-keys" in namespace "dittofs-system" (named in spec.percona.backup.credentialsSecretRef.name)'
+}
+
+@test "access: a request with groups but no user name is asked about, not waved through" {
+  evaluate dittoserver-create-groups-only.json session-groups-only-refused.yml
+  assert_rejected_with 'the unnamed user of groups [system:masters] may not get Secret "dittofs-s3-credentials"'
+}
+
+@test "access: a Secret reference that is not a name is refused before any lookup" {
+  evaluate dittoserver-secret-ref-traversal.json session-empty.yml
+  assert_rejected_with 'is invalid: spec.database.postgresSecretRef.name: '
+}
+
+@test "routes: AWS_ENDPOINT_URL_S3 in the dittofs container is refused; warned with onCredentialRoute=warn, patch kept" {
+  evaluate pod-create-endpoint-override.json session-workload-found.yml
+  assert_rejected_with 'Pod "dittofs-s3-sample-0": container "dittofs" can send its S3 credentials elsewhere: env['
+  assert_rejected_with '] AWS_ENDPOINT_URL_S3 overrides AWS_ENDPOINT_URL (onCredentialRoute: reject); remove it, or set onCredentialRoute: warn'
+  evaluate pod-create-endpoint-override.json session-workload-found.yml '{"onCredentialRoute":"warn"}'
+  assert_accepted
+  assert_warning 'Pod "dittofs-s3-sample-0": container "dittofs" can send its S3 credentials elsewhere (onCredentialRoute: warn): env['
+  [ "$(response | jq -r 'has("patch")')" = true ] || { echo "the injection was dropped: $(response)"; return 1; }
+}
+
+@test "routes: envFrom, in a Pod or a StatefulSet template, is refused" {
+  evaluate pod-create-envfrom.json session-workload-found.yml
+  assert_rejected_with 'envFrom[0] (configMapRef "dittofs-extra-env") can set any variable'
+  evaluate statefulset-create-envfrom.json session-workload-found.yml
+  assert_rejected_with 'StatefulSet "dittofs-s3-sample": container "dittofs" can send its S3 credentials elsewhere: envFrom[0] (secretRef "dittofs-extra-env")'
+}
+
+@test "routes: \$(AWS_SECRET_ACCESS_KEY) in args is refused; the escaped \$\$( form is text" {
+  evaluate pod-create-args-reference.json session-workload-found.yml
+  assert_rejected_with 'copies AWS_SECRET_ACCESS_KEY (onCredentialRoute: reject)'
+  evaluate pod-create-escaped-reference.json session-workload-found.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "routes: a second AWS_ENDPOINT_URL is a conflict when lookups work, and a route when the pod is kept as it came" {
+  evaluate pod-create-duplicate-endpoint.json session-workload-found.yml
+  assert_rejected_with 'already defines AWS_ENDPOINT_URL differently'
+  evaluate pod-create-duplicate-endpoint.json session-workload-ditto-missing.yml
+  assert_rejected_with 'AWS_ENDPOINT_URL differ, and the last one applies (onCredentialRoute: reject)'
+}
+
+@test "routes: verify mode reports them" {
+  evaluate pod-create-injected-envfrom.json session-workload-found.yml '{"workloads":"verify"}'
+  assert_rejected_with 'Pod "dittofs-s3-sample-0": container "dittofs" can send its S3 credentials elsewhere: envFrom[0]'
+  evaluate pod-create-injected-envfrom.json session-workload-found.yml '{"workloads":"verify","onCredentialRoute":"warn"}'
+  assert_accepted
+  assert_warning 'can send its S3 credentials elsewhere (onCredentialRoute: warn): envFrom[0]'
+  # Where the pod is stale too, both are said in one rejection.
+  evaluate pod-create-injected-envfrom.json session-workload-rotated.yml '{"workloads":"verify"}'
+  assert_rejected_with 'outdated S3 credentials'
+  assert_rejected_with 'Also, container "dittofs" can send its S3 credentials elsewhere'
+}
+
+@test "routes: the DittoFS operator v0.12.0's own rendering (command, args, preStop, AWS env) passes" {
+  evaluate pod-create-operator-rendered.json session-workload-found.yml
   assert_accepted
   assert_no_warnings
 }

@@ -23,6 +23,8 @@ samples=(
   "DittoFS Pod CREATE, Secret missing: env only|pod-create.json|session-workload-secret-missing.yml|{}"
   "DittoFS Pod with a conflicting AWS_REGION (onEnvConflict: reject)|pod-create-conflict.json|session-workload-found.yml|{}"
   "Sample DittoServer written by a user who may not read its Secret (secretAccessCheck: reject)|dittoserver-sample-create.json|session-access-refused.yml|{}"
+  "DittoServer UPDATE of spec.image alone, by a user who may not read its Secret|dittoserver-update-image.json|session-developer-refused.yml|{}"
+  "DittoFS Pod CREATE with AWS_ENDPOINT_URL_S3, a route around the endpoint rules (onCredentialRoute: reject)|pod-create-endpoint-override.json|session-workload-found.yml|{}"
   "DittoFS Pod CREATE, the Secret's endpoint is outside allowedEndpointHosts|pod-create.json|session-workload-found.yml|{\"allowedEndpointHosts\":[\"*.example.com\"]}"
   "Non-DittoFS Pod: untouched, no lookup|pod-create-not-dittofs.json|session-empty.yml|{}"
   "verify mode: Pod injected before a Secret rotation|pod-create-injected.json|session-workload-rotated.yml|{\"workloads\":\"verify\"}"

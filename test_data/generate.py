@@ -126,19 +126,33 @@ def exchange(api_version, kind, name, *, payload=None, error=None, fields=None, 
     return {"type": "Exchange", "request": get_resource_request(api_version, kind, name, fields), "response": response}
 
 
+EMPTY_YAML_STRING = "''"
+
+
 def access_exchange(*, allowed=True, error=None, user=ADMIN, name=SECRET_NAME):
     """kubernetes/can_i for `get` on the Secret, as kwctl 1.35 records it (groups sorted, as the policy sends them)."""
-    groups = "".join(f"  - {group}\n" for group in sorted(user["groups"]))
+    groups = "".join(f"  - {group}\n" for group in sorted(user.get("groups", [])))
     request = (f"!KubernetesCanI\nrequest:\n  groups:\n{groups}  resource_attributes:\n    group: ''\n"
                f"    name: {name}\n    namespace: {NAMESPACE}\n    resource: secrets\n    subresource: null\n"
-               f"    verb: get\n    version: v1\n  user: {user['username']}\ndisable_cache: false\n")
+               f"    verb: get\n    version: v1\n  user: {user['username'] or EMPTY_YAML_STRING}\ndisable_cache: false\n")
     status = {"allowed": allowed} if allowed else {"allowed": False, "reason": "no RBAC policy matched"}
     response = ({"type": "Success", "payload": json.dumps(status, separators=(",", ":"))} if error is None
                 else {"type": "Error", "message": error})
     return {"type": "Exchange", "request": request, "response": response}
 
 
-ACCESS_OK = access_exchange()
+# The Secrets the sample DittoServer names, in the order the policy asks about its author's
+# access: spec.s3's, then spec.identity.admin's and spec.identity.jwt's.
+SAMPLE_SECRETS = [SECRET_NAME, "dittofs-admin-secret", "dittofs-jwt-secret"]
+
+
+def access_exchanges(*, user=ADMIN, refused=(), error=None, names=SAMPLE_SECRETS):
+    """The author's access to every Secret the DittoServer names (the sample's by default):
+    allowed but for `refused`, or every question failing with `error`."""
+    return [access_exchange(allowed=name not in refused, error=error, user=user, name=name) for name in names]
+
+
+ACCESS_OK = access_exchanges()
 
 
 def secret_exchange(*, data=None, error=None, raw=None, name=SECRET_NAME, fields=None, masked_host=True):
@@ -216,37 +230,39 @@ def dittoserver_fixtures(sample):
     request("dittoserver-being-deleted.json", deleting, "UPDATE", variant({"region": "INVALID"}))
 
     write_session("session-empty.yml", [])
-    write_session("session-secret-found.yml", [ACCESS_OK, secret_exchange(data=GOOD_DATA)])
-    write_session("session-secret-found-no-endpoint.yml", [ACCESS_OK, secret_exchange(data={k: v for k, v in GOOD_DATA.items() if k != "endpoint"})])
-    write_session("session-secret-missing.yml", [ACCESS_OK, secret_exchange(error=not_found("v1", "Secret", SECRET_NAME))])
-    write_session("session-secret-incomplete.yml", [ACCESS_OK, secret_exchange(data={"accessKeyId": "", "unrelated": b64("other")})])
-    write_session("session-secret-not-base64.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, secretAccessKey="%%not-base64%%"))])
-    write_session("session-secret-http-endpoint.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("http://minio.storage.svc:9000")))])
-    write_session("session-secret-relative-endpoint.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("s3.cubbit.eu")))])
-    write_session("session-secret-aws-endpoint.yml", [ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("https://s3.eu-west-1.amazonaws.com")))])
-    write_session("session-secret-denied.yml", [ACCESS_OK, secret_exchange(error=(
+    write_session("session-secret-found.yml", [*ACCESS_OK, secret_exchange(data=GOOD_DATA)])
+    write_session("session-secret-found-no-endpoint.yml", [*ACCESS_OK, secret_exchange(data={k: v for k, v in GOOD_DATA.items() if k != "endpoint"})])
+    write_session("session-secret-missing.yml", [*ACCESS_OK, secret_exchange(error=not_found("v1", "Secret", SECRET_NAME))])
+    write_session("session-secret-incomplete.yml", [*ACCESS_OK, secret_exchange(data={"accessKeyId": "", "unrelated": b64("other")})])
+    write_session("session-secret-not-base64.yml", [*ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, secretAccessKey="%%not-base64%%"))])
+    write_session("session-secret-http-endpoint.yml", [*ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("http://minio.storage.svc:9000")))])
+    write_session("session-secret-relative-endpoint.yml", [*ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("s3.cubbit.eu")))])
+    write_session("session-secret-aws-endpoint.yml", [*ACCESS_OK, secret_exchange(data=dict(GOOD_DATA, endpoint=b64("https://s3.eu-west-1.amazonaws.com")))])
+    write_session("session-secret-denied.yml", [*ACCESS_OK, secret_exchange(error=(
         f"secrets \"{SECRET_NAME}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" "
         f"cannot get resource \"secrets\" in API group \"\" in the namespace \"{NAMESPACE}\""))])
-    write_session("session-secret-api-error.yml", [ACCESS_OK, secret_exchange(error="etcdserver: request timed out")])
-    write_session("session-secret-garbage.yml", [ACCESS_OK, secret_exchange(raw="{this is not json")])
-    write_session("session-secret-custom-keys-missing.yml", [ACCESS_OK, secret_exchange(fields=["data.id", "data.key", "data.url"], data=GOOD_DATA)])
+    write_session("session-secret-api-error.yml", [*ACCESS_OK, secret_exchange(error="etcdserver: request timed out")])
+    write_session("session-secret-garbage.yml", [*ACCESS_OK, secret_exchange(raw="{this is not json")])
+    write_session("session-secret-custom-keys-missing.yml", [*ACCESS_OK, secret_exchange(fields=["data.id", "data.key", "data.url"], data=GOOD_DATA)])
     # A key with a dot cannot be masked alone: the policy asks for the whole data.
     request("dittoserver-dotted-key.json", variant({"credentialsSecretRef": dict(ref, endpointKey="s3.endpoint")}))
-    write_session("session-secret-dotted-key.yml", [ACCESS_OK, secret_exchange(fields=["data"], data={
+    write_session("session-secret-dotted-key.yml", [*ACCESS_OK, secret_exchange(fields=["data"], data={
         "accessKeyId": GOOD_DATA["accessKeyId"], "secretAccessKey": GOOD_DATA["secretAccessKey"],
         "s3.endpoint": b64("https://s3.cubbit.eu")})])
-    write_session("session-secret-custom-keys.yml", [ACCESS_OK, secret_exchange(fields=["data.id", "data.key", "data.url"], data={
+    write_session("session-secret-custom-keys.yml", [*ACCESS_OK, secret_exchange(fields=["data.id", "data.key", "data.url"], data={
         "id": b64(FAKE_ACCESS_KEY_ID), "key": b64(FAKE_SECRET_ACCESS_KEY), "url": b64("https://s3.acme.cubbit.eu")})])
     # An UPDATE that keeps the Secret and keys is not asked about its author's access.
     write_session("session-update-secret-found.yml", [secret_exchange(data=GOOD_DATA)])
-    write_session("session-access-allowed.yml", [ACCESS_OK])
+    write_session("session-access-allowed.yml", ACCESS_OK)
+    # A DittoServer without S3 credentials still names the identity Secrets: its author is asked about those.
+    write_session("session-access-identity-only.yml", access_exchanges(names=SAMPLE_SECRETS[1:]))
     # The author's access to the Secret (kubernetes/can_i): refused, failing, and a service account.
-    write_session("session-access-refused.yml", [access_exchange(allowed=False)])
-    write_session("session-access-failing.yml", [access_exchange(error=(
+    write_session("session-access-refused.yml", access_exchanges(refused=[SECRET_NAME]))
+    write_session("session-access-failing.yml", access_exchanges(error=(
         "ApiError: subjectaccessreviews.authorization.k8s.io is forbidden: User \"system:serviceaccount:kubewarden:policy-server-dittofs-s3\" "
-        "cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope: Forbidden"))])
-    write_session("session-access-serviceaccount.yml", [access_exchange(user=SERVICE_ACCOUNT), secret_exchange(data=GOOD_DATA)])
-    write_session("session-access-renamed-keys.yml", [access_exchange(), secret_exchange(
+        "cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope: Forbidden")))
+    write_session("session-access-serviceaccount.yml", [*access_exchanges(user=SERVICE_ACCOUNT), secret_exchange(data=GOOD_DATA)])
+    write_session("session-access-renamed-keys.yml", [*ACCESS_OK, secret_exchange(
         fields=["data.accessKeyId", "data.endpoint", "data.password"], data=dict(GOOD_DATA, password=GOOD_DATA["secretAccessKey"]))])
     write_json("dittoserver-create-by-serviceaccount.json", admission_request(
         "dittoserver-create-by-serviceaccount", DITTOSERVER_GVK, DITTOSERVER_GVR, copy.deepcopy(sample), user=SERVICE_ACCOUNT))
@@ -261,6 +277,58 @@ def dittoserver_fixtures(sample):
     relabelled["metadata"]["labels"] = {"team": "storage"}
     write_json("dittoserver-update-same-secret.json", admission_request(
         "dittoserver-update-same-secret", DITTOSERVER_GVK, DITTOSERVER_GVR, relabelled, "UPDATE", copy.deepcopy(sample)))
+    credential_route_fixtures(sample)
+
+
+# A developer of the namespace who may edit DittoServers but may not read their Secrets.
+DEVELOPER = {"username": "dev@example.com", "groups": ["system:authenticated", "team-storage"]}
+OPERATOR = {"username": "system:serviceaccount:dittofs-system:dittofs-operator",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:dittofs-system", "system:authenticated"]}
+POSTGRES_SECRET = "dittofs-postgres"
+
+
+def credential_route_fixtures(sample):
+    """Writes that decide what runs with the named Secrets, by someone who may not read them."""
+    def update(name, change, user=DEVELOPER):
+        changed = copy.deepcopy(sample)
+        change(changed)
+        write_json(name, admission_request(name.removesuffix(".json"), DITTOSERVER_GVK, DITTOSERVER_GVR,
+                                           changed, "UPDATE", copy.deepcopy(sample), user=user))
+
+    update("dittoserver-update-image.json", lambda o: o["spec"].update(image="registry.example/dittofs:patched"))
+    update("dittoserver-update-database.json", lambda o: o["spec"].update(
+        database={"type": "postgres", "postgresSecretRef": {"name": POSTGRES_SECRET, "key": "url"}}))
+    update("dittoserver-update-identity.json", lambda o: o["spec"]["identity"]["admin"].update(username="root"))
+    update("dittoserver-update-bucket.json", lambda o: o["spec"]["s3"].update(bucket="dittofs-archive"))
+    update("dittoserver-update-scaled.json", lambda o: (
+        o["spec"].update(replicas=0, resources={"limits": {"memory": "4Gi"}}),
+        o["metadata"].update(labels={"team": "storage"}, finalizers=["dittofs.dittofs.com/finalizer"])))
+    update("dittoserver-update-status-by-operator.json", lambda o: o.update(status={"phase": "Running"}), user=OPERATOR)
+    write_session("session-developer-refused.yml", access_exchanges(user=DEVELOPER, refused=[SECRET_NAME]))
+    write_session("session-developer-allowed.yml", access_exchanges(user=DEVELOPER))
+    with_postgres = [SECRET_NAME, POSTGRES_SECRET, "dittofs-admin-secret", "dittofs-jwt-secret"]
+    write_session("session-developer-postgres-refused.yml", access_exchanges(
+        user=DEVELOPER, refused=[POSTGRES_SECRET], names=with_postgres))
+
+    backup = copy.deepcopy(sample)
+    backup["spec"]["percona"] = {"enabled": True, "backup": {
+        "enabled": True, "bucket": "pg-backups", "endpoint": "https://backups.example.net",
+        "credentialsSecretRef": {"name": "dittofs-backup-keys"}}}
+    write_json("dittoserver-create-percona-backup.json", admission_request(
+        "dittoserver-create-percona-backup", DITTOSERVER_GVK, DITTOSERVER_GVR, backup, user=DEVELOPER))
+    write_session("session-developer-backup-refused.yml", access_exchanges(
+        user=DEVELOPER, refused=["dittofs-backup-keys"], names=[*SAMPLE_SECRETS, "dittofs-backup-keys"]))
+
+    groups_only = {"username": "", "groups": ["system:masters"]}
+    write_json("dittoserver-create-groups-only.json", admission_request(
+        "dittoserver-create-groups-only", DITTOSERVER_GVK, DITTOSERVER_GVR, copy.deepcopy(sample), user=groups_only))
+    write_session("session-groups-only-refused.yml", access_exchanges(user=groups_only, refused=[SECRET_NAME]))
+
+    traversal = copy.deepcopy(sample)
+    traversal["spec"]["database"] = {"type": "postgres", "postgresSecretRef": {
+        "name": "../../../namespaces/kube-system/secrets/admin", "key": "url"}}
+    write_json("dittoserver-secret-ref-traversal.json", admission_request(
+        "dittoserver-secret-ref-traversal", DITTOSERVER_GVK, DITTOSERVER_GVR, traversal))
 
 
 HASH_ANNOTATION = "dittofs.io/s3-credentials-hash"
@@ -449,6 +517,34 @@ def workload_fixtures(sample):
     pod_request("pod-create-not-dittofs.json", nginx)
     pod_request("pod-update.json", pod_from(plain_sts), "UPDATE", pod_from(plain_sts))
 
+    # Pod-level routes around the endpoint rules, in the dittofs container (onCredentialRoute).
+    def routed(file, change, base=plain_sts):
+        pod = pod_from(base)
+        change(pod["spec"]["containers"][0])
+        pod_request(file, pod)
+
+    routed("pod-create-endpoint-override.json",
+           lambda c: c["env"].append({"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.attacker.example"}))
+    routed("pod-create-envfrom.json", lambda c: c.update(envFrom=[{"configMapRef": {"name": "dittofs-extra-env"}}]))
+    routed("pod-create-injected-envfrom.json", lambda c: c.update(envFrom=[{"configMapRef": {"name": "dittofs-extra-env"}}]),
+           base=injected_statefulset(ditto, ORIGINAL_HASH))
+    routed("pod-create-args-reference.json",
+           lambda c: c.update(args=[*c.get("args", []), "--debug-key=$(AWS_SECRET_ACCESS_KEY)"]))
+    routed("pod-create-escaped-reference.json",
+           lambda c: c.update(args=[*c.get("args", []), "--help-text=$$(AWS_SECRET_ACCESS_KEY)"]))
+    # The policy's own entries, then a second AWS_ENDPOINT_URL: kubelet uses the last.
+    routed("pod-create-duplicate-endpoint.json",
+           lambda c: c["env"].append({"name": "AWS_ENDPOINT_URL", "value": "https://s3.attacker.example"}),
+           base=injected_statefulset(ditto, ORIGINAL_HASH))
+    # Operator v0.12.0's own rendering (its command, args, preStop hook and AWS env): no route.
+    routed("pod-create-operator-rendered.json", lambda c: (
+        c["env"].extend(injected_env()),
+        c.update(command=["/app/dfs"], args=["start", "--foreground", "--config", "/config/config.yaml"],
+                 lifecycle={"preStop": {"exec": {"command": ["sleep", "5"]}}})))
+    envfrom_sts = operator_statefulset(ditto)
+    envfrom_sts["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "dittofs-extra-env"}}]
+    sts_request("statefulset-create-envfrom.json", envfrom_sts)
+
     # Expected patches, derived from the fixtures above (kwctl diffs object against mutated_object).
     sts_container = "/spec/template/spec/containers/0"
     # The differ walks object keys in order: template.metadata comes before template.spec.
@@ -522,7 +618,7 @@ def hostile_fixtures(sample):
         obj = copy.deepcopy(ditto)
         obj = mutate(obj)
         # A DittoServer that reaches the Secret check first asks about its author's access.
-        case(label, DITTOSERVER_GVK, DITTOSERVER_GVR, obj, expected, [ACCESS_OK, *exchanges] if exchanges else ())
+        case(label, DITTOSERVER_GVK, DITTOSERVER_GVR, obj, expected, [*ACCESS_OK, *exchanges] if exchanges else ())
 
     def pod_case(label, mutate, expected, exchanges=()):
         case(label, POD_GVK, POD_GVR, mutate(copy.deepcopy(pod)), expected, exchanges)
@@ -568,7 +664,7 @@ def hostile_fixtures(sample):
     ditto_case("dittoserver-secret-answer-truncated", lambda o: o, "warn:the host answered with invalid JSON", [secret_exchange(raw='{"data":{"accessKeyId":"RkFL')])
     ditto_case("dittoserver-secret-data-array", lambda o: o, "warn:its data is not a map", [secret_exchange(data=["accessKeyId"])])
     ditto_case("dittoserver-secret-values-numbers", lambda o: o, "warn:is not a base64 string", [secret_exchange(data={"accessKeyId": 1, "secretAccessKey": True})])
-    ditto_case("dittoserver-secret-is-a-dittoserver", lambda o: o, "warn:entry \"accessKeyId\" is missing", [exchange("v1", "Secret", SECRET_NAME, payload=json.dumps(ditto))])
+    ditto_case("dittoserver-secret-is-a-dittoserver", lambda o: o, "warn:the host answered with another object than the one asked for", [exchange("v1", "Secret", SECRET_NAME, payload=json.dumps(ditto))])
     ditto_case("dittoserver-endpoint-binary", lambda o: o, "warn:entry \"endpoint\" is not UTF-8 text", [secret_exchange(data=dict(GOOD_DATA, endpoint=base64.b64encode(b"\xff\xfe\x00").decode()))])
     ditto_case("dittoserver-endpoint-javascript", lambda o: o, "warn:entry \"endpoint\" must be an absolute URL", [secret_exchange(data=dict(GOOD_DATA, endpoint=b64("javascript:alert(1)")))])
 
@@ -588,7 +684,8 @@ def hostile_fixtures(sample):
     pod_case("pod-hundreds-of-containers", put(["spec", "containers"], [{"name": f"c{i}", "image": "x"} for i in range(300)] + [operator_container(ditto)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-thousand-env-entries", put(["spec", "containers", 0, "env"], [{"name": f"V{i}", "value": str(i)} for i in range(1000)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-dittoserver-answer-garbage", lambda o: o, "warn:the host answered with invalid JSON", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload="<html>502</html>")])
-    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "warn:the lookup answered with another kind", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA))])
+    # Same name and namespace, another kind: the kind check catches it.
+    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "warn:the lookup answered with another kind", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA, name=name))])
     pod_case("pod-dittoserver-s3-wrong-type", lambda o: o, "warn:has an invalid spec.s3", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(dict(ditto, spec=dict(ditto["spec"], s3="yes"))))])
     sts_case("statefulset-owners-string", put(["metadata", "ownerReferences"], "DittoServer"), "accept")
     sts_case("statefulset-owners-not-objects", put(["metadata", "ownerReferences"], [1, None, "x"]), "accept")
@@ -605,6 +702,13 @@ def hostile_fixtures(sample):
     # payload wraps it once more and crosses the limit.
     case("request-object-deeply-nested", None, None, None, "reject:malformed validation request: recursion limit exceeded",
          raw=dict(bad, object=dict(ditto, spec=dict(ditto["spec"], extra=json.loads("[" * 124 + "]" * 124)))))
+    # An answer about another object (a cache or proxy mixing answers up) decides nothing.
+    other = dict(copy.deepcopy(ditto), metadata=dict(ditto["metadata"], name="another-dittoserver"))
+    pod_case("pod-dittoserver-answer-names-another-object", lambda o: o, "warn:the host answered with another object than the one asked for",
+             [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(other))])
+    # A Secret reference that is not a name, taken from an object, never reaches the host.
+    sts_case("statefulset-owner-name-traversal", lambda o: (o["metadata"]["ownerReferences"][0].update(
+        name="../../../namespaces/kube-system/dittoservers/x"), o)[1], "warn:lookup failed (not looked up: its name is not a valid name)")
 
     (out / "cases.tsv").write_text("".join(f"{r}\t{s}\t{e}\n" for r, s, e in cases))
 

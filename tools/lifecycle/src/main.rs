@@ -28,9 +28,40 @@ use serde_json::{Value, json};
 use policy_server::PolicyServer;
 use tool::{Lookup, Outcome, Tool};
 use world::{
-    Credentials, SecretAccess, World, admission_request, b64, dittoserver, endpoint_secret,
-    pod_from, policy_state,
+    Author, Credentials, SecretAccess, THE_OPERATOR, World, admission_request, b64, dittoserver,
+    endpoint_secret, pod_from, policy_state,
 };
+
+/// A developer of the namespace who may edit DittoServers but may not read their Secrets.
+const DEVELOPER: Author = Author {
+    user: "dev@example.com",
+    groups: &["system:authenticated", "team-storage"],
+    may_read_secrets: false,
+};
+/// A lead of the namespace who may read its Secrets.
+const LEAD: Author = Author {
+    user: "lead@example.com",
+    groups: &["system:authenticated", "team-storage"],
+    may_read_secrets: true,
+};
+
+/// A change of the DittoServer, by the field it changes.
+type DittoServerChange = (&'static str, fn(&mut Value));
+
+/// Whether a DittoServer write decides what runs with its Secret, so that its author's access
+/// is asked about: a CREATE, or a change of any spec field but those that only size the server
+/// (the scenario changes no other inert field).
+fn decides_what_runs(object: &Value, old: &Value) -> bool {
+    let deciding = |spec: &Value| {
+        let mut spec = spec.clone();
+        if let Some(fields) = spec.as_object_mut() {
+            fields.remove("replicas");
+            fields.remove("resources");
+        }
+        spec
+    };
+    old.is_null() || deciding(&object["spec"]) != deciding(&old["spec"])
+}
 
 const SETTINGS: &str = r#"{"allowedEndpointHosts": ["*.cubbit.eu"]}"#;
 
@@ -186,6 +217,8 @@ struct Scenario {
     settings: Value,
     /// The stored StatefulSet.
     statefulset: Value,
+    /// Who writes the next requests.
+    author: Author,
 }
 
 impl Scenario {
@@ -205,11 +238,9 @@ impl Scenario {
                     .pointer("/spec/s3/credentialsSecretRef/secretName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let reference = |o: &Value| o.pointer("/spec/s3/credentialsSecretRef").cloned();
                 let mut lookups = Vec::new();
-                // The author's access is asked about when the write names another Secret or key.
-                if reference(object) != reference(old) {
-                    lookups.push(self.world.access_lookup(name));
+                if decides_what_runs(object, old) {
+                    lookups.push(self.world.access_lookup(self.author, name));
                 }
                 lookups.push(self.world.secret_lookup(name));
                 lookups
@@ -225,7 +256,7 @@ impl Scenario {
                 lookups
             }
         };
-        let request = admission_request(kind, operation, object, old);
+        let request = admission_request(kind, operation, object, old, self.author);
         match self.tool.evaluate(&request, &lookups, &self.settings) {
             Err(error) => {
                 self.report.step(label, vec![format!("{error:#}")]);
@@ -292,6 +323,7 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         },
         settings: serde_json::from_str(SETTINGS)?,
         statefulset: Value::Null,
+        author: THE_OPERATOR,
     };
     let quiet = Expect::default;
 
@@ -388,6 +420,104 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         "re-apply of the stored StatefulSet: fixed point, no patch",
         reapplied,
         quiet(),
+    );
+
+    // 8b. People who may edit the DittoServer, with and without get on its Secret.
+    let stored = s.world.dittoserver.clone().unwrap_or_default();
+    let refusal =
+        "user \"dev@example.com\" may not get Secret \"creds\" in namespace \"dittofs-system\"";
+    s.author = DEVELOPER;
+    let changes: [DittoServerChange; 3] = [
+        ("spec.image", |o| {
+            o["spec"]["image"] = json!("registry.example/dittofs:patched")
+        }),
+        (
+            "spec.database",
+            |o| {
+                o["spec"]["database"] = json!({"type": "postgres", "postgresSecretRef": {"name": "creds", "key": "url"}})
+            },
+        ),
+        ("spec.identity", |o| {
+            o["spec"]["identity"] = json!({"admin": {"username": "root"}})
+        }),
+    ];
+    for (field, change) in changes {
+        let mut changed = stored.clone();
+        change(&mut changed);
+        let expected = format!(
+            "{refusal}, so it may not have DittoFS pods read it (secretAccessCheck) (this write changes {field})"
+        );
+        s.run(
+            &format!("a developer who may not read the Secret changes {field}: rejected"),
+            "DittoServer",
+            "UPDATE",
+            &changed,
+            &stored,
+            Expect {
+                rejected_with: Some(&expected),
+                ..quiet()
+            },
+        );
+    }
+    let mut relabelled = stored.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "storage"});
+    relabelled["spec"]["replicas"] = json!(1);
+    s.set_dittoserver(
+        "the same developer edits labels: nothing is asked, accepted",
+        relabelled,
+        quiet(),
+    );
+    s.author = LEAD;
+    let mut patched = s.world.dittoserver.clone().unwrap_or_default();
+    patched["spec"]["image"] = json!("marmos91c/dittofs:0.12.1");
+    s.set_dittoserver(
+        "a lead who may read the Secret changes spec.image: asked, accepted",
+        patched,
+        quiet(),
+    );
+    s.author = THE_OPERATOR;
+    let mut status = s.world.dittoserver.clone().unwrap_or_default();
+    status["status"] = json!({"phase": "Running"});
+    s.set_dittoserver(
+        "the operator writes the status: nothing is asked, accepted",
+        status,
+        quiet(),
+    );
+
+    // 8c. Routes around the endpoint rules in the dittofs container are refused wherever they
+    // are written; the stored template stays as it was.
+    let mut routed = s.statefulset.clone();
+    if let Some(env) = routed
+        .pointer_mut("/spec/template/spec/containers/0/env")
+        .and_then(Value::as_array_mut)
+    {
+        env.push(json!({"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.attacker.example"}));
+    }
+    s.run(
+        "a person adds AWS_ENDPOINT_URL_S3 to the template: rejected, the stored one stays",
+        "StatefulSet",
+        "UPDATE",
+        &routed,
+        &s.statefulset.clone(),
+        Expect {
+            rejected_with: Some(
+                "AWS_ENDPOINT_URL_S3 overrides AWS_ENDPOINT_URL (onCredentialRoute: reject)",
+            ),
+            ..quiet()
+        },
+    );
+    let mut pod = pod_from(&s.statefulset, 0);
+    pod["spec"]["containers"][0]["envFrom"] = json!([{"secretRef": {"name": "extra-env"}}]);
+    s.run(
+        "a pod created from the template plus an envFrom: rejected",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            rejected_with: Some("envFrom[0] (secretRef \"extra-env\") can set any variable"),
+            ..quiet()
+        },
     );
 
     // 9. secretName changes before the new Secret exists: nothing may roll.

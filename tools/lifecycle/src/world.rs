@@ -15,6 +15,22 @@ pub const NAME: &str = "dittofs-s3-sample";
 /// Who writes the DittoServer in the scenario (its groups sorted, as the policy sends them).
 const OPERATOR: &str = "system:serviceaccount:dittofs-system:dittofs-operator";
 const OPERATOR_GROUPS: [&str; 2] = ["system:authenticated", "system:serviceaccounts"];
+
+/// Who writes a request: the operator's service account (which may read the Secrets of its
+/// namespace), or a person with or without `get` on them.
+#[derive(Clone, Copy)]
+pub struct Author {
+    pub user: &'static str,
+    /// Sorted, as the policy sends them.
+    pub groups: &'static [&'static str],
+    pub may_read_secrets: bool,
+}
+
+pub const THE_OPERATOR: Author = Author {
+    user: OPERATOR,
+    groups: &OPERATOR_GROUPS,
+    may_read_secrets: true,
+};
 pub const HASH_ANNOTATION: &str = "dittofs.io/s3-credentials-hash";
 pub const RECORD_ANNOTATION: &str = "dittofs.io/s3-credentials-source";
 const MANAGED: [&str; 4] = [
@@ -177,14 +193,19 @@ impl World {
         }
     }
 
-    /// The operator's service account may read the Secrets of its namespace.
-    pub fn access_lookup(&self, name: &str) -> Lookup {
+    /// Whether `author` may read the Secret `name`, as the API server answers.
+    pub fn access_lookup(&self, author: Author, name: &str) -> Lookup {
+        let answer = if author.may_read_secrets {
+            json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding"})
+        } else {
+            json!({"allowed": false, "reason": "no RBAC policy matched"})
+        };
         Lookup::MayGetSecret {
-            user: OPERATOR.to_owned(),
-            groups: OPERATOR_GROUPS.iter().map(|g| (*g).to_owned()).collect(),
+            user: author.user.to_owned(),
+            groups: author.groups.iter().map(|g| (*g).to_owned()).collect(),
             namespace: NS.to_owned(),
             name: name.to_owned(),
-            answer: Ok(json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding"})),
+            answer: Ok(answer),
         }
     }
 
@@ -255,9 +276,16 @@ impl World {
                         "template": {
                             "metadata": {"labels": {"app": "dittofs-server", "instance": NAME},
                                          "annotations": {"dittofs.io/config-hash": format!("generation-{}", self.generation)}},
+                            // As operator v0.12.0 renders it: command, args, its config
+                            // mount and preStop hook pass the credential-route rules untouched.
                             "spec": {"containers": [{"name": "dittofs", "image": "marmos91c/dittofs:0.12.0",
-                                                     "command": ["/app/dittofs"], "env": env,
-                                                     "futureField": {"kept": true}}]}}}})
+                                                     "command": ["/app/dfs"],
+                                                     "args": ["start", "--foreground", "--config", "/config/config.yaml"],
+                                                     "env": env,
+                                                     "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": true}],
+                                                     "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+                                                     "futureField": {"kept": true}}],
+                                     "volumes": [{"name": "config", "configMap": {"name": format!("{NAME}-config")}}]}}}})
     }
 }
 
@@ -301,8 +329,14 @@ pub fn policy_state(object: &Value) -> (Vec<Value>, Value, Value) {
     )
 }
 
-/// A bare AdmissionRequest as the API server sends it.
-pub fn admission_request(kind: &str, operation: &str, object: &Value, old: &Value) -> Value {
+/// A bare AdmissionRequest as the API server sends it for `author`.
+pub fn admission_request(
+    kind: &str,
+    operation: &str,
+    object: &Value,
+    old: &Value,
+    author: Author,
+) -> Value {
     let (group, version, resource) = match kind {
         "Pod" => ("", "v1", "pods"),
         "StatefulSet" => ("apps", "v1", "statefulsets"),
@@ -333,7 +367,7 @@ pub fn admission_request(kind: &str, operation: &str, object: &Value, old: &Valu
     request.insert("operation", json!(operation));
     request.insert(
         "userInfo",
-        json!({"username": OPERATOR, "groups": ["system:serviceaccounts", "system:authenticated"]}),
+        json!({"username": author.user, "groups": author.groups}),
     );
     request.insert("object", object.clone());
     request.insert("oldObject", old.clone());
