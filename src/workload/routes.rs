@@ -22,7 +22,7 @@ use crate::decision::{Decision, Verdict};
 use crate::settings::{OnCredentialRoute, Settings};
 
 /// Variables that move the S3 endpoint or the trusted roots, with what each does.
-const ROUTE_VARIABLES: [(&str, &str); 7] = [
+pub const ROUTE_VARIABLES: [(&str, &str); 7] = [
     ("AWS_ENDPOINT_URL_S3", "overrides AWS_ENDPOINT_URL"),
     (
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
