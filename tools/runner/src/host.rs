@@ -322,6 +322,19 @@ mod tests {
     }
 
     #[test]
+    fn without_a_session_access_reviews_fail_as_kwctls_do_without_a_client() {
+        let host = Host::new(Vec::new(), Replay::without_session()).with_backtrace(false);
+        let payload = br#"{"subject_access_review":{"groups":[],"resource_attributes":{"name":"s","namespace":"n","resource":"secrets","verb":"get"},"user":"u"},"disable_cache":false}"#;
+        let error = host
+            .call("kubewarden", "kubernetes", "can_i", payload)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Callback evaluation failure: kube::Client was not initialized properly"
+        );
+    }
+
+    #[test]
     fn unknown_capabilities_get_a_clear_error() {
         let host = Host::new(secret_grant(), Replay::new(Vec::new(), false));
         let error = host

@@ -222,11 +222,11 @@ fn prepare(args: &RunArgs, cycle_replay: bool) -> Result<Result<Prepared, String
         }
         (_, false) => Vec::new(),
     };
-    let exchanges = match &args.replay_host_capabilities_interactions {
-        Some(path) => replay::load(path)?,
-        None => Vec::new(),
+    let replay = match &args.replay_host_capabilities_interactions {
+        Some(path) => Replay::new(replay::load(path)?, cycle_replay),
+        None => Replay::without_session(),
     };
-    let host = Arc::new(Host::new(granted, Replay::new(exchanges, cycle_replay)));
+    let host = Arc::new(Host::new(granted, replay));
     let request = read_request(&args.request_path)?;
     let settings = read_settings(args)?;
     // kwctl connects to the cluster of the environment's kubeconfig when lookups are granted

@@ -140,6 +140,8 @@ pub struct Replay {
     exchanges: Vec<Exchange>,
     next: usize,
     cycle: bool,
+    /// Whether a session was given at all: without one, kwctl has no Kubernetes client.
+    recorded: bool,
 }
 
 impl Replay {
@@ -148,11 +150,24 @@ impl Replay {
             exchanges,
             next: 0,
             cycle,
+            recorded: true,
+        }
+    }
+
+    /// No session: every host call that reaches the cluster fails as kwctl 1.35's does when it
+    /// runs without a replay session and without `--allow-context-aware` (no client was made).
+    pub fn without_session() -> Self {
+        Self {
+            recorded: false,
+            ..Self::new(Vec::new(), false)
         }
     }
 
     /// The recorded answer for `live`, or why there is none, in kwctl 1.35's words.
     pub fn answer(&mut self, live: &RecordedRequest) -> Result<RecordedResponse, String> {
+        if !self.recorded {
+            return Err("kube::Client was not initialized properly".to_owned());
+        }
         if self.cycle && self.next == self.exchanges.len() {
             self.next = 0;
         }
