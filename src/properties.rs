@@ -512,6 +512,8 @@ mod dittoserver_authority {
     #[derive(Debug, Clone)]
     enum Write {
         Spec(&'static str, u8),
+        /// Drops a spec field (dropping spec.s3 drops the Secret reference).
+        Remove(&'static str),
         Label(u8),
         Finalizer,
         Status(u8),
@@ -523,6 +525,7 @@ mod dittoserver_authority {
                 .prop_map(|(f, v)| Write::Spec(f, v)),
             (proptest::sample::select(&DECIDING[..]), any::<u8>())
                 .prop_map(|(f, v)| Write::Spec(f, v)),
+            proptest::sample::select([&SIZING[..], &DECIDING[..]].concat()).prop_map(Write::Remove),
             any::<u8>().prop_map(Write::Label),
             Just(Write::Finalizer),
             any::<u8>().prop_map(Write::Status),
@@ -534,6 +537,11 @@ mod dittoserver_authority {
         match write {
             Write::Spec("s3", v) => next["spec"]["s3"]["bucket"] = json!(format!("bucket-{v}")),
             Write::Spec(field, v) => next["spec"][*field] = json!({"value": v}),
+            Write::Remove(field) => {
+                if let Some(spec) = next["spec"].as_object_mut() {
+                    spec.remove(*field);
+                }
+            }
             Write::Label(v) => next["metadata"]["labels"] = json!({"team": format!("t{v}")}),
             Write::Finalizer => next["metadata"]["finalizers"] = json!(["dittofs.dittofs.com/f"]),
             Write::Status(v) => next["status"] = json!({"phase": format!("p{v}")}),
@@ -562,7 +570,7 @@ mod dittoserver_authority {
                     requester: Some(Requester { username: "mallory", groups: vec!["team"] }),
                 };
                 let decision = review(&request, &Settings::default(), &cluster);
-                let decides = matches!(write, Write::Spec(field, _) if DECIDING.contains(field))
+                let decides = matches!(write, Write::Spec(field, _) | Write::Remove(field) if DECIDING.contains(field))
                     && next["spec"] != stored["spec"];
                 let asked = cluster.lookups.borrow().iter().any(|l| l.starts_with("may "));
                 let read = cluster.lookups.borrow().iter().any(|l| l.starts_with("Secret "));

@@ -46,26 +46,55 @@ pub struct NamedSecret<'v> {
     pub name: &'v str,
 }
 
+/// Each Secret reference `object` holds, in `SECRET_REFERENCES` order: the name, or why it is
+/// not one. The CRD defaults these names to "", which names nothing (spec.s3's own rules refuse
+/// an empty secretName when spec.s3 is written).
+fn references(object: &Value) -> impl Iterator<Item = Result<NamedSecret<'_>, String>> {
+    SECRET_REFERENCES.into_iter().filter_map(move |field| {
+        let pointer = format!("/{}", field.replace('.', "/"));
+        match object.pointer(&pointer)? {
+            Value::Null => None,
+            Value::String(name) if name.is_empty() => None,
+            Value::String(name) => Some(
+                naming::dns1123_subdomain(name)
+                    .map(|()| NamedSecret { field, name })
+                    .map_err(|rule| format!("{field}: {rule}")),
+            ),
+            _ => Some(Err(format!("{field}: must be a string"))),
+        }
+    })
+}
+
+/// Adds `secret` unless a Secret of that name is there already.
+fn add_once<'v>(secrets: &mut Vec<NamedSecret<'v>>, secret: NamedSecret<'v>) {
+    if !secrets.iter().any(|known| known.name == secret.name) {
+        secrets.push(secret);
+    }
+}
+
 /// The Secrets `object` names, first naming only; `Err` names a reference that is not a valid
 /// Secret name, so that nothing is asked about (or looked up for) a name that is not one.
 pub fn named_secrets(object: &Value) -> Result<Vec<NamedSecret<'_>>, String> {
-    let mut named: Vec<NamedSecret<'_>> = Vec::new();
-    for field in SECRET_REFERENCES {
-        let pointer = format!("/{}", field.replace('.', "/"));
-        // The CRD defaults these names to "", which names nothing (spec.s3's own rules refuse
-        // an empty secretName when spec.s3 is written).
-        let name = match object.pointer(&pointer) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(name)) if name.is_empty() => continue,
-            Some(Value::String(name)) => name.as_str(),
-            Some(_) => return Err(format!("{field}: must be a string")),
-        };
-        naming::dns1123_subdomain(name).map_err(|rule| format!("{field}: {rule}"))?;
-        if !named.iter().any(|known| known.name == name) {
-            named.push(NamedSecret { field, name });
-        }
+    let mut named = Vec::new();
+    for reference in references(object) {
+        add_once(&mut named, reference?);
     }
     Ok(named)
+}
+
+/// The Secrets a write decides about: those the object names, and on UPDATE those the stored
+/// revision named. A write that drops a reference while it changes the image must not pass
+/// unasked: pods built from a cached or kept revision would still hand that Secret to the new
+/// code. References of the stored revision that are not names cannot reach a pod and are left out.
+pub fn secrets_at_stake<'v>(
+    object: &'v Value,
+    previous: Option<&'v Value>,
+) -> Result<Vec<NamedSecret<'v>>, String> {
+    let mut secrets = named_secrets(object)?;
+    for secret in previous.into_iter().flat_map(references).flatten() {
+        add_once(&mut secrets, secret);
+    }
+    Ok(secrets)
 }
 
 /// The `spec` fields a write changes that decide what runs with the named Secrets; every field
@@ -108,35 +137,72 @@ pub fn refusal(
         return None;
     }
     let who = requester.describe();
-    let write = match changes {
-        [only] if only == "spec" => String::new(),
-        _ => format!(" (this write changes {})", changes.join(", ")),
+    let (write, alternative) = match changes {
+        [only] if only == "spec" => (String::new(), "name one the user can read"),
+        _ if changes.iter().any(|field| field == "spec.s3") => (
+            format!(" (this write changes {})", changes.join(", ")),
+            "name one the user can read",
+        ),
+        _ => (
+            format!(" (this write changes {})", changes.join(", ")),
+            "have someone who may read it make this change",
+        ),
     };
-    let refusals: Vec<String> = secrets
-        .iter()
-        .filter_map(|secret| {
-            let secret_ref = ObjectRef::secret(namespace, secret.name);
-            let named_in = if secret.field == SECRET_REFERENCES[0] {
-                String::new()
-            } else {
-                format!(" (named in {})", secret.field)
-            };
-            match cluster.may_get(requester, secret_ref) {
-                Ok(true) => None,
-                Ok(false) => Some(format!("{who} may not get {secret_ref}{named_in}")),
-                Err(error) => Some(format!(
-                    "cannot check whether {who} may get {secret_ref}{named_in}: {error}"
-                )),
-            }
-        })
-        .collect();
-    (!refusals.is_empty()).then(|| {
+    let mut denied: Vec<&NamedSecret<'_>> = Vec::new();
+    let mut failed: Vec<(String, Vec<&NamedSecret<'_>>)> = Vec::new();
+    for secret in secrets {
+        match cluster.may_get(requester, ObjectRef::secret(namespace, secret.name)) {
+            Ok(true) => {}
+            Ok(false) => denied.push(secret),
+            // One failing review usually fails them all alike: said once.
+            Err(error) => match failed
+                .iter_mut()
+                .find(|(text, _)| *text == error.to_string())
+            {
+                Some((_, group)) => group.push(secret),
+                None => failed.push((error.to_string(), vec![secret])),
+            },
+        }
+    }
+    let mut clauses = Vec::new();
+    if !denied.is_empty() {
+        clauses.push(format!(
+            "{who} may not get {}",
+            secrets_in(&denied, namespace)
+        ));
+    }
+    for (error, group) in &failed {
+        clauses.push(format!(
+            "cannot check whether {who} may get {}: {error}",
+            secrets_in(group, namespace)
+        ));
+    }
+    (!clauses.is_empty()).then(|| {
         format!(
             "{}, so it may not have DittoFS pods read it (secretAccessCheck){write}; grant the \
-             user get on that Secret, or name one the user can read",
-            refusals.join("; ")
+             user get on that Secret, or {alternative}",
+            clauses.join("; ")
         )
     })
+}
+
+/// `Secret "a" in namespace "n"` (with the field that names it, outside spec.s3), or
+/// `Secrets "a", "b" in namespace "n"`: short enough for a warning.
+fn secrets_in(secrets: &[&NamedSecret<'_>], namespace: &str) -> String {
+    match secrets {
+        [only] => {
+            let named_in = if only.field == SECRET_REFERENCES[0] {
+                String::new()
+            } else {
+                format!(" (named in {})", only.field)
+            };
+            format!("{}{named_in}", ObjectRef::secret(namespace, only.name))
+        }
+        _ => {
+            let names: Vec<String> = secrets.iter().map(|s| format!("\"{}\"", s.name)).collect();
+            format!("Secrets {} in namespace \"{namespace}\"", names.join(", "))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +234,20 @@ mod tests {
                 ("spec.percona.backup.credentialsSecretRef.name", "backup"),
             ]
         );
+    }
+
+    #[test]
+    fn a_write_decides_about_the_secrets_named_before_it_too() {
+        let before = ditto(
+            json!({"image": "a", "s3": {"credentialsSecretRef": {"secretName": "s3"}},
+                                  "database": {"postgresSecretRef": {"name": "../x"}}}),
+        );
+        let after =
+            ditto(json!({"image": "evil", "identity": {"jwt": {"secretRef": {"name": "jwt"}}}}));
+        let at_stake = secrets_at_stake(&after, Some(&before)).expect("valid names");
+        let names: Vec<&str> = at_stake.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["jwt", "s3"]);
+        assert_eq!(secrets_at_stake(&after, None).map(|s| s.len()), Ok(1));
     }
 
     #[test]

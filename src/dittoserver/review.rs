@@ -61,7 +61,7 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
     if let Some(requester) = requester
         && !changes.is_empty()
     {
-        let secrets = match access::named_secrets(object) {
+        let secrets = match access::secrets_at_stake(object, previous) {
             Ok(secrets) => secrets,
             Err(problem) => return Decision::reject(format!("{name} is invalid: {problem}")),
         };
@@ -750,6 +750,12 @@ mod tests {
                     && message.contains("user \"mallory\" may not get Secret \"s3-creds\""),
                 "{message}"
             );
+            let advice = if field == "spec.s3" {
+                "or name one the user can read"
+            } else {
+                "or have someone who may read it make this change"
+            };
+            assert!(message.ends_with(advice), "{message}");
             // Nothing about the Secret is described to an author who may not read it.
             assert_eq!(asked_and_read(&refused), (true, false), "{field}");
 
@@ -778,6 +784,72 @@ mod tests {
             );
             assert_eq!(allowed.verdict, Verdict::Accept, "{field}: {allowed:?}");
         }
+    }
+
+    #[test]
+    fn dropping_the_secret_reference_while_changing_the_image_is_asked_about_that_secret() {
+        let stored = with_ref();
+        let mut evil = stored.clone();
+        evil["spec"] = json!({"image": "attacker.example/dittofs:evil"});
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+        let decision = write_as(
+            "mallory",
+            &[],
+            &evil,
+            Some(&stored),
+            &Settings::default(),
+            &cluster,
+        );
+        let Verdict::Reject(message) = &decision.verdict else {
+            panic!("expected a rejection, got {decision:?}")
+        };
+        assert!(
+            message.contains("user \"mallory\" may not get Secret \"s3-creds\"")
+                && message.contains("(this write changes spec.image, spec.s3)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn several_refused_secrets_are_named_in_one_short_clause() {
+        let mut object = with_ref();
+        object["spec"]["database"] = json!({"postgresSecretRef": {"name": "pg-url"}});
+        let failing = Err(LookupError::Failed("etcdserver: request timed out".into()));
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
+        let decision = write_as(
+            "mallory",
+            &[],
+            &object,
+            None,
+            &Settings::default(),
+            &cluster,
+        );
+        assert_eq!(
+            decision.verdict,
+            Verdict::Reject(
+                "DittoServer \"dittofs-s3\" is rejected: user \"mallory\" may not get Secrets \
+                 \"s3-creds\", \"pg-url\" in namespace \"dittofs-system\", so it may not have DittoFS \
+                 pods read it (secretAccessCheck); grant the user get on that Secret, or name one the \
+                 user can read"
+                    .into()
+            )
+        );
+        let warn = settings(json!({"secretAccessCheck": "warn"}));
+        let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", failing);
+        let decision = write_as("mallory", &[], &object, None, &warn, &cluster);
+        // One clause for both Secrets: who, which Secrets and why fit the 256-byte warning.
+        let [warning] = decision.warnings.as_slice() else {
+            panic!("{decision:?}")
+        };
+        assert!(
+            warning.starts_with(
+                "DittoServer \"dittofs-s3\" was not checked against its Secret: cannot check \
+                 whether user \"mallory\" may get Secrets \"s3-creds\", \"pg-url\" in namespace \
+                 \"dittofs-system\": lookup failed (etcdserver: request timed out), so it may not \
+                 have DittoFS pods read it"
+            ) && warning.len() <= crate::decision::WARNING_LIMIT,
+            "{warning}"
+        );
     }
 
     #[test]
