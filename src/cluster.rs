@@ -56,14 +56,16 @@ impl ObjectRef<'_> {
     /// An answer is only used when it is the object asked for (a host, proxy or cache that
     /// answers with another object must not decide about this one).
     fn check_answer(&self, answer: &Value) -> Result<(), LookupError> {
-        // Hosts always return metadata; only one that names another object is refused here
-        // (a body without it fails where the body is read).
+        // Hosts always return kind and metadata; only an answer that names another object is
+        // refused here (a body without them fails where the body is read).
         let differs = |field: &str, asked: &str| {
             answer
                 .pointer(field)
                 .is_some_and(|value| value.as_str() != Some(asked))
         };
-        if !differs("/metadata/name", self.name) && !differs("/metadata/namespace", self.namespace)
+        if !differs("/kind", self.kind)
+            && !differs("/metadata/name", self.name)
+            && !differs("/metadata/namespace", self.namespace)
         {
             Ok(())
         } else {
@@ -179,14 +181,28 @@ impl Requester<'_> {
     }
 }
 
+/// Whether the host may answer a lookup from its cache (Kubewarden keeps answers 5 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Cached,
+    /// Asked of the API server: for an object whose last 5 s decide what runs with a Secret.
+    Fresh,
+}
+
 /// Read access to the cluster, as the policy core needs it. Implementations make the host
-/// calls (`fetch`, `review_access`); callers use `get` and `may_get`, which refuse names that
-/// are not object names before any call and answers about another object after it.
+/// calls (`fetch`, `review_access`); callers use `get`, `get_fresh` and `may_get`, which
+/// refuse names that are not object names before any call and answers about another object
+/// after it.
 pub trait Cluster {
     /// Fetches one object as raw JSON. `fields` are the dot paths the caller reads: hosts from
     /// Kubewarden 1.33 on return only those of the body (plus apiVersion, kind and metadata),
     /// older ones the whole object, so callers must read nothing else.
-    fn fetch(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError>;
+    fn fetch(
+        &self,
+        object: ObjectRef<'_>,
+        fields: &[String],
+        freshness: Freshness,
+    ) -> Result<Value, LookupError>;
 
     /// Whether `requester` may `get` the Secret `secret` (a SubjectAccessReview).
     fn review_access(
@@ -195,12 +211,14 @@ pub trait Cluster {
         secret: ObjectRef<'_>,
     ) -> Result<bool, LookupError>;
 
-    /// `fetch`, for a valid name only, answered with that very object.
+    /// `fetch`, maybe from the host's cache, for a valid name only, answered with that object.
     fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
-        object.check_names()?;
-        let answer = self.fetch(object, fields)?;
-        object.check_answer(&answer)?;
-        Ok(answer)
+        checked_fetch(self, object, fields, Freshness::Cached)
+    }
+
+    /// `get`, from the API server itself.
+    fn get_fresh(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+        checked_fetch(self, object, fields, Freshness::Fresh)
     }
 
     /// `review_access`, for a valid name only.
@@ -214,11 +232,28 @@ pub trait Cluster {
     }
 }
 
+fn checked_fetch<C: Cluster + ?Sized>(
+    cluster: &C,
+    object: ObjectRef<'_>,
+    fields: &[String],
+    freshness: Freshness,
+) -> Result<Value, LookupError> {
+    object.check_names()?;
+    let answer = cluster.fetch(object, fields, freshness)?;
+    object.check_answer(&answer)?;
+    Ok(answer)
+}
+
 /// Lookups through the Kubewarden host (`kubernetes/get_resource`).
 pub struct HostCluster;
 
 impl Cluster for HostCluster {
-    fn fetch(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+    fn fetch(
+        &self,
+        object: ObjectRef<'_>,
+        fields: &[String],
+        freshness: Freshness,
+    ) -> Result<Value, LookupError> {
         use kubewarden_policy_sdk::host_capabilities::kubernetes::GetResourceRequest;
 
         let request = GetResourceRequest {
@@ -226,7 +261,7 @@ impl Cluster for HostCluster {
             kind: object.kind.to_owned(),
             name: object.name.to_owned(),
             namespace: Some(object.namespace.to_owned()),
-            disable_cache: false,
+            disable_cache: freshness == Freshness::Fresh,
             // A set: the host call (and so a replay session) lists the masks sorted.
             field_masks: (!fields.is_empty()).then(|| fields.iter().cloned().collect()),
         };
@@ -407,8 +442,18 @@ pub mod fake {
                 .unwrap_or(Ok(true))
         }
 
-        fn fetch(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
-            self.lookups.borrow_mut().push(object.to_string());
+        fn fetch(
+            &self,
+            object: ObjectRef<'_>,
+            fields: &[String],
+            freshness: Freshness,
+        ) -> Result<Value, LookupError> {
+            let fresh = if freshness == Freshness::Fresh {
+                " (fresh)"
+            } else {
+                ""
+            };
+            self.lookups.borrow_mut().push(format!("{object}{fresh}"));
             let answer = self
                 .answers
                 .get(&(

@@ -1,7 +1,7 @@
 //! Reading what a workload review depends on: its owning DittoServer's `spec.s3` and the
 //! Secret it names, each answer reduced to what the decision needs (never a Secret value).
 
-use crate::cluster::{Cluster, DITTOSERVER_KIND, LookupError, ObjectRef};
+use crate::cluster::{Cluster, LookupError, ObjectRef};
 use crate::credentials::{ConsumedCredentials, SecretData, consumed_fields, endpoint_finding};
 use crate::dittoserver::{CredentialsRef, parse_s3};
 use crate::settings::Settings;
@@ -15,21 +15,13 @@ pub(super) enum Owner {
 }
 
 pub(super) fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
-    // Of its owner a workload review reads spec.s3 only.
-    match cluster.get(owner, &["spec.s3".to_owned()]) {
+    // Of its owner a workload review reads spec.s3 only, and from the API server itself: a
+    // cached answer up to 5 s old could still name a Secret the DittoServer dropped while its
+    // image changed, and hand it to the new image. An answer about another object (a proxy's
+    // page, another kind) is unreadable, so a template is kept rather than stripped.
+    match cluster.get_fresh(owner, &["spec.s3".to_owned()]) {
         Err(LookupError::NotFound) => Owner::Unreadable(format!("{owner} was not found")),
         Err(error) => Owner::Unreadable(format!("cannot read {owner}: {error}")),
-        // The host answered with something else (a proxy's page, another kind): unreadable, so
-        // a template is kept rather than stripped of its credentials.
-        Ok(other)
-            if other
-                .get("kind")
-                .is_some_and(|kind| kind != DITTOSERVER_KIND) =>
-        {
-            Owner::Unreadable(format!(
-                "cannot read {owner}: the lookup answered with another kind"
-            ))
-        }
         Ok(ditto) => match parse_s3(&ditto) {
             Err(violations) => {
                 let details: Vec<String> = violations.iter().map(ToString::to_string).collect();

@@ -59,12 +59,53 @@ pub(super) fn keep_as_it_was(
             )]);
         }
     }
+    let changed = code_changes(request, &object, settings);
+    if !changed.is_empty() {
+        return Decision::reject(format!(
+            "{what}: its container \"{}\" changes {} while the S3 credentials cannot be checked \
+             ({reason}); the previous revision's credentials are not handed to new code unchecked, \
+             so the workload stays as it was: retry once the lookup succeeds",
+            settings.container_name,
+            changed.join(", ")
+        ));
+    }
     if let Some(refusal) = checked(&object) {
         return refusal;
     }
     finish(request.object, object).with_warnings(vec![format!(
         "kept the S3 env and hash of the previous revision of {what}: {reason}"
     )])
+}
+
+/// What decides the code of the DittoFS container.
+const CODE_FIELDS: [&str; 3] = ["image", "command", "args"];
+
+/// The code fields of the DittoFS container that an UPDATE changes, when what is kept of it
+/// holds credentials: the previous revision's credentials were checked for its code only.
+fn code_changes(
+    request: &WorkloadRequest<'_>,
+    kept: &Value,
+    settings: &Settings,
+) -> Vec<&'static str> {
+    let container = |object| find_container(object, request.kind, &settings.container_name);
+    let holds_credentials = container(kept)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .is_some_and(|env| {
+            env.iter().any(|entry| {
+                env::entry_name(entry).is_some_and(|name| {
+                    name == env::ACCESS_KEY_ID || name == env::SECRET_ACCESS_KEY
+                })
+            })
+        });
+    if !holds_credentials {
+        return Vec::new();
+    }
+    let (before, now) = (container(request.old_object), container(kept));
+    CODE_FIELDS
+        .into_iter()
+        .filter(|field| before.and_then(|c| c.get(*field)) != now.and_then(|c| c.get(*field)))
+        .collect()
 }
 
 /// What is kept still sends credentials somewhere: the endpoint entry the kept

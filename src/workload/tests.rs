@@ -213,10 +213,11 @@ fn pod_create_gets_env_after_its_own_and_the_hash() {
         json!(good_hash())
     );
     assert!(decision.warnings.is_empty());
+    // The owner is read from the API server itself, not from the host's 5 s cache.
     assert_eq!(
         *cluster.lookups.borrow(),
         [
-            format!("DittoServer \"{DITTO}\" in namespace \"{NS}\""),
+            format!("DittoServer \"{DITTO}\" in namespace \"{NS}\" (fresh)"),
             format!("Secret \"{SECRET}\" in namespace \"{NS}\"")
         ]
     );
@@ -1469,4 +1470,63 @@ fn an_owner_reference_that_is_not_a_name_never_reaches_the_host() {
         decision.warnings
     );
     assert!(cluster.lookups.borrow().is_empty());
+}
+
+#[test]
+fn after_a_failed_lookup_the_previous_credentials_are_not_handed_to_new_code() {
+    let old = injected_statefulset("previous-hash");
+    for (field, value) in [
+        ("image", json!("registry.example/evil:1")),
+        ("command", json!(["/bin/sh", "-c", "exfiltrate"])),
+        ("args", json!(["--debug"])),
+    ] {
+        // The operator re-renders the template for a changed DittoServer spec.
+        let mut container = dittofs_container(plain_env());
+        container[field] = value;
+        let new = statefulset(json!([container]));
+        for answer in [
+            Err(LookupError::NotFound),
+            Err(LookupError::Failed("timeout".into())),
+        ] {
+            let decision = inject(
+                &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+                &Settings::default(),
+                &cluster(answer, Ok(good_secret())),
+            );
+            let message = rejection(&decision);
+            assert!(
+                message.starts_with(&format!(
+                    "StatefulSet \"dittofs-s3-sample\": its container \"dittofs\" changes {field} \
+                     while the S3 credentials cannot be checked ("
+                )),
+                "{message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_owner_is_read_fresh_so_a_dropped_reference_is_not_injected_from_a_stale_answer() {
+    // The DittoServer no longer names a Secret; whatever the host cached, the policy asks the
+    // API server, whose answer is the one that counts.
+    let cluster = FakeCluster::default().with(
+        ObjectRef::ditto_server(NS, DITTO),
+        Ok(
+            json!({"kind": "DittoServer", "metadata": {"name": DITTO, "namespace": NS},
+                  "spec": {"image": "registry.example/evil:1"}}),
+        ),
+    );
+    let new = statefulset(json!([dittofs_container(plain_env())]));
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "CREATE", &new, &Value::Null),
+        &Settings::default(),
+        &cluster,
+    );
+    assert_eq!(decision, Decision::accept());
+    assert_eq!(
+        *cluster.lookups.borrow(),
+        [format!(
+            "DittoServer \"{DITTO}\" in namespace \"{NS}\" (fresh)"
+        )]
+    );
 }

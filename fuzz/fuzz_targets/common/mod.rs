@@ -1,7 +1,7 @@
 //! Shared by the fuzz targets: a cluster whose answers come from the fuzz input, and the
 //! fake values no decision may carry.
 
-use dittofs_s3_policy::cluster::{Cluster, LookupError, ObjectRef, Requester};
+use dittofs_s3_policy::cluster::{Cluster, Freshness, LookupError, ObjectRef, Requester};
 use dittofs_s3_policy::decision::Decision;
 use serde_json::Value;
 
@@ -15,15 +15,33 @@ pub struct ScriptedCluster {
 }
 
 impl Cluster for ScriptedCluster {
-    fn get(&self, object: ObjectRef<'_>, _fields: &[String]) -> Result<Value, LookupError> {
-        if object.kind == "Secret" {
+    /// The scripted body, about the object asked for (the policy refuses answers about
+    /// another one), so that fuzzing reaches injection whatever names the request holds.
+    fn fetch(
+        &self,
+        object: ObjectRef<'_>,
+        _fields: &[String],
+        _freshness: Freshness,
+    ) -> Result<Value, LookupError> {
+        let mut answer = if object.kind == "Secret" {
             self.secret.clone()
         } else {
             self.ditto_server.clone()
+        }?;
+        if let Some(body) = answer.as_object_mut() {
+            body.insert("kind".into(), object.kind.into());
+            let metadata = body
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(metadata) = metadata.as_object_mut() {
+                metadata.insert("name".into(), object.name.into());
+                metadata.insert("namespace".into(), object.namespace.into());
+            }
         }
+        Ok(answer)
     }
 
-    fn may_get(
+    fn review_access(
         &self,
         _requester: &Requester<'_>,
         _secret: ObjectRef<'_>,
