@@ -1,12 +1,18 @@
 //! Credential routes: definitions in the DittoFS container that send the injected credentials
 //! somewhere other than the checked endpoint, or change what the S3 client trusts.
 //!
-//! The endpoint rules only see `AWS_ENDPOINT_URL`; DittoFS's S3 client (aws-sdk-go-v2) also
-//! reads `AWS_ENDPOINT_URL_S3` (wins over it), `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` (AWS's
-//! own endpoint instead), a config file's `endpoint_url` (when `AWS_ENDPOINT_URL` is unset),
-//! `AWS_CA_BUNDLE` (today it fails the client), and Go's `SSL_CERT_FILE` / `SSL_CERT_DIR`
-//! (trusted roots, so a man-in-the-middle endpoint can pass). Kubernetes adds ways around the
-//! managed entries:
+//! The endpoint rules only see `AWS_ENDPOINT_URL` read from a Secret (after a failed lookup the
+//! object is admitted as it came, and only such an entry is checked, so any other definition
+//! of it is a route). DittoFS's S3 client (aws-sdk-go-v2) also reads `AWS_ENDPOINT_URL_S3`
+//! (wins over it), `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` (AWS's own endpoint instead), the
+//! `endpoint_url` of the config file or of a credentials-file section merged into it (when
+//! `AWS_ENDPOINT_URL` is unset; the files are found through `AWS_CONFIG_FILE`,
+//! `AWS_SHARED_CREDENTIALS_FILE`, `HOME` or a mount at a `.aws` directory, the profile through
+//! `AWS_PROFILE` / `AWS_DEFAULT_PROFILE`), `AWS_CA_BUNDLE` (today it fails the client), and
+//! Go's trusted roots (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or a mount over `/etc/ssl` or
+//! `/etc/pki`), so a man-in-the-middle endpoint can pass. The pod spec can redirect the
+//! endpoint's host name (`hostAliases`, `dnsConfig.nameservers`, `dnsPolicy: None`).
+//! Kubernetes adds ways around the managed entries:
 //! `envFrom` (applied before `env`, so it survives where the optional endpoint reference is
 //! skipped, and its source can change after admission), `$(NAME)` expansion that copies a
 //! credential elsewhere, and repeated definitions (kubelet uses the last one, the policy's
@@ -17,12 +23,12 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{WorkloadRequest, env, find_container};
+use super::{WorkloadKind, WorkloadRequest, env, find_container};
 use crate::decision::{Decision, Verdict};
 use crate::settings::{OnCredentialRoute, Settings};
 
 /// Variables that move the S3 endpoint or the trusted roots, with what each does.
-pub const ROUTE_VARIABLES: [(&str, &str); 7] = [
+pub const ROUTE_VARIABLES: [(&str, &str); 10] = [
     ("AWS_ENDPOINT_URL_S3", "overrides AWS_ENDPOINT_URL"),
     (
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
@@ -33,9 +39,18 @@ pub const ROUTE_VARIABLES: [(&str, &str); 7] = [
         "can set endpoint_url when AWS_ENDPOINT_URL is unset",
     ),
     (
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "can set endpoint_url when AWS_ENDPOINT_URL is unset",
+    ),
+    (
         "AWS_PROFILE",
         "selects a config profile, whose endpoint_url can apply",
     ),
+    (
+        "AWS_DEFAULT_PROFILE",
+        "selects a config profile, whose endpoint_url can apply",
+    ),
+    ("HOME", "moves ~/.aws/config"),
     ("AWS_CA_BUNDLE", "changes the trusted roots"),
     ("SSL_CERT_FILE", "replaces the trusted roots"),
     ("SSL_CERT_DIR", "replaces the trusted roots"),
@@ -44,6 +59,18 @@ pub const ROUTE_VARIABLES: [(&str, &str); 7] = [
 /// The variables whose values are the credentials themselves.
 const CREDENTIALS: [&str; 2] = [env::ACCESS_KEY_ID, env::SECRET_ACCESS_KEY];
 
+/// What an `AWS_ENDPOINT_URL` entry that is not a `secretKeyRef` does: after a failed lookup
+/// the object is admitted as it came, and only an endpoint read from a Secret is checked.
+const UNCHECKED_ENDPOINT: &str = "is not read from a Secret, so no endpoint rule checked it";
+
+/// Directories holding the trusted roots Go reads (`/etc/ssl/certs/ca-certificates.crt`,
+/// `/etc/pki/tls/certs/ca-bundle.crt`, `/etc/ssl/cert.pem`, ...): a mount over one, or over a
+/// directory containing one, replaces them.
+const TRUST_STORES: [[&str; 2]; 2] = [["etc", "ssl"], ["etc", "pki"]];
+
+/// The directory of the AWS config and credentials files (`~/.aws`).
+const AWS_DIRECTORY: &str = ".aws";
+
 /// The consequence of any route (trusting other roots lets another endpoint pass), for the
 /// messages.
 const CONSEQUENCE: &str = "can send its S3 credentials elsewhere";
@@ -51,15 +78,20 @@ const CONSEQUENCE: &str = "can send its S3 credentials elsewhere";
 /// One credential route: where it is in the container and what it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Where, e.g. `env[3] AWS_ENDPOINT_URL_S3`, `envFrom[0] (configMapRef "x")`, `args[2]`.
+    /// Where, e.g. `env[3] AWS_ENDPOINT_URL_S3`, `envFrom[0] (configMapRef "x")`, `args[2]`,
+    /// `volumeMounts[2] /etc/ssl/certs`, or in the pod spec `hostAliases`.
     pub place: String,
     /// What it does, e.g. `overrides AWS_ENDPOINT_URL`.
     pub effect: String,
 }
 
+/// Longest place quoted: places carry the author's text (names, paths), never echoed whole.
+const PLACE_LIMIT: usize = 96;
+
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.place, self.effect)
+        let place = crate::decision::truncate(&self.place, PLACE_LIMIT);
+        write!(f, "{place} {}", self.effect)
     }
 }
 
@@ -128,6 +160,16 @@ pub fn credential_routes(container: &Value) -> Vec<Route> {
                 effect: (*effect).to_owned(),
             });
         }
+        if name == env::ENDPOINT_URL
+            && !entry
+                .pointer("/valueFrom/secretKeyRef")
+                .is_some_and(Value::is_object)
+        {
+            routes.push(Route {
+                place: format!("env[{index}] {name}"),
+                effect: UNCHECKED_ENDPOINT.to_owned(),
+            });
+        }
         if let Some(effect) = entry
             .get("value")
             .and_then(Value::as_str)
@@ -169,6 +211,16 @@ pub fn credential_routes(container: &Value) -> Vec<Route> {
         .flatten()
         .enumerate()
     {
+        if let Some((path, effect)) = mount
+            .get("mountPath")
+            .and_then(Value::as_str)
+            .and_then(|path| mount_effect(path).map(|effect| (path, effect)))
+        {
+            routes.push(Route {
+                place: format!("volumeMounts[{index}] {path}"),
+                effect: effect.to_owned(),
+            });
+        }
         if let Some(effect) = mount
             .get("subPathExpr")
             .and_then(Value::as_str)
@@ -181,6 +233,83 @@ pub fn credential_routes(container: &Value) -> Vec<Route> {
         }
     }
     routes
+}
+
+/// The components of a mount path as the runtime resolves it: empty and `.` components
+/// dropped, `..` going up (never above the root).
+fn path_components(path: &str) -> Vec<&str> {
+    let mut components = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                components.pop();
+            }
+            _ => components.push(component),
+        }
+    }
+    components
+}
+
+/// What a volume mounted at `path` does to the S3 client, if anything: a mount at, under or
+/// above a trust store replaces the trusted roots; one at or under a `.aws` directory
+/// supplies the AWS config (and credentials file).
+fn mount_effect(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return None;
+    }
+    let components = path_components(path);
+    let over_trust_store = TRUST_STORES.iter().any(|store| {
+        components
+            .iter()
+            .zip(store)
+            .all(|(component, stored)| component == stored)
+    });
+    if over_trust_store {
+        Some("replaces the trusted roots")
+    } else if components.contains(&AWS_DIRECTORY) {
+        Some("supplies an AWS config")
+    } else {
+        None
+    }
+}
+
+/// The routes of a pod spec (raw JSON): fields that change where the endpoint's host name
+/// leads, so credentials checked against it can reach another address.
+pub fn pod_routes(pod_spec: &Value) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let listed = |field: Option<&Value>| {
+        field
+            .and_then(Value::as_array)
+            .is_some_and(|items| !items.is_empty())
+    };
+    if listed(pod_spec.get("hostAliases")) {
+        routes.push(Route {
+            place: "hostAliases".to_owned(),
+            effect: "can point the endpoint's host name at another address".to_owned(),
+        });
+    }
+    let mut resolvers = Vec::new();
+    if pod_spec.get("dnsPolicy").and_then(Value::as_str) == Some("None") {
+        resolvers.push("dnsPolicy None");
+    }
+    if listed(pod_spec.pointer("/dnsConfig/nameservers")) {
+        resolvers.push("dnsConfig.nameservers");
+    }
+    if !resolvers.is_empty() {
+        routes.push(Route {
+            place: resolvers.join(", "),
+            effect: "chooses who resolves the endpoint's host name".to_owned(),
+        });
+    }
+    routes
+}
+
+/// The pod spec of a workload (the Pod's, or the StatefulSet's template's).
+fn pod_spec(object: &Value, kind: WorkloadKind) -> Option<&Value> {
+    kind.pod_spec_path()
+        .iter()
+        .try_fold(object, |value, key| value.get(*key))
 }
 
 /// ` (configMapRef "x")` or ` (secretRef "y")`: which source an `envFrom` entry reads.
@@ -252,9 +381,9 @@ pub(super) enum Review {
     Verify,
 }
 
-/// Weighs the routes of the `dittofs` container as it will be admitted (the mutated object,
-/// else the requested one) against `onCredentialRoute`; every accepting path of a review goes
-/// through here, so none admits a route unnoticed.
+/// Weighs the routes of the `dittofs` container and of its pod spec as they will be admitted
+/// (the mutated object, else the requested one) against `onCredentialRoute`; every accepting
+/// path of a review goes through here, so none admits a route unnoticed.
 pub(super) fn weigh(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
@@ -268,7 +397,15 @@ pub(super) fn weigh(
         Verdict::Reject(_) => return decision,
     };
     let routes = match find_container(admitted, request.kind, &settings.container_name) {
-        Some(container) if holds_credentials(container) => credential_routes(container),
+        Some(container) if holds_credentials(container) => {
+            let mut routes = credential_routes(container);
+            routes.extend(
+                pod_spec(admitted, request.kind)
+                    .map(pod_routes)
+                    .unwrap_or_default(),
+            );
+            routes
+        }
         _ => Vec::new(),
     };
     if routes.is_empty() {
@@ -345,6 +482,9 @@ mod tests {
             {"name": "AWS_CA_BUNDLE", "value": "/ca.pem"},
             {"name": "SSL_CERT_FILE", "value": "/ca.pem"},
             {"name": "SSL_CERT_DIR", "value": "/certs"},
+            {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/tmp/credentials"},
+            {"name": "AWS_DEFAULT_PROFILE", "value": "other"},
+            {"name": "HOME", "value": "/tmp"},
         ]});
         assert_eq!(
             described(&container),
@@ -356,7 +496,224 @@ mod tests {
                 "env[5] AWS_CA_BUNDLE changes the trusted roots",
                 "env[6] SSL_CERT_FILE replaces the trusted roots",
                 "env[7] SSL_CERT_DIR replaces the trusted roots",
+                "env[8] AWS_SHARED_CREDENTIALS_FILE can set endpoint_url when AWS_ENDPOINT_URL is unset",
+                "env[9] AWS_DEFAULT_PROFILE selects a config profile, whose endpoint_url can apply",
+                "env[10] HOME moves ~/.aws/config",
             ]
+        );
+    }
+
+    fn endpoint_reference(name: &str) -> Value {
+        json!({"name": "AWS_ENDPOINT_URL", "valueFrom": {"secretKeyRef": {
+            "name": name, "key": "endpoint", "optional": true}}})
+    }
+
+    #[test]
+    fn an_endpoint_not_read_from_a_secret_is_a_route() {
+        let container = json!({"name": "dittofs", "env": [
+            {"name": "AWS_ENDPOINT_URL", "value": "https://elsewhere.example"},
+            {"name": "AWS_ENDPOINT_URL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "e"}}},
+            {"name": "AWS_ENDPOINT_URL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "AWS_ENDPOINT_URL"},
+            endpoint_reference("creds"),
+        ]});
+        let unchecked =
+            "AWS_ENDPOINT_URL is not read from a Secret, so no endpoint rule checked it";
+        assert_eq!(
+            described(&container),
+            [
+                format!("env[0] {unchecked}"),
+                format!("env[1] {unchecked}"),
+                format!("env[2] {unchecked}"),
+                format!("env[3] {unchecked}"),
+                "env[0], env[1], env[2], env[3], env[4] AWS_ENDPOINT_URL differ, and the last one \
+                 applies"
+                    .to_owned(),
+            ]
+        );
+        let plain = json!({"name": "dittofs", "env": [
+            {"name": "AWS_ENDPOINT_URL", "value": "https://elsewhere.example"}]});
+        assert_eq!(described(&plain), [format!("env[0] {unchecked}")]);
+        let referenced = json!({"name": "dittofs", "env": [endpoint_reference("creds")]});
+        assert!(described(&referenced).is_empty());
+    }
+
+    #[test]
+    fn mounts_over_the_trusted_roots_or_an_aws_config_are_routes() {
+        let mounts: Vec<Value> = [
+            "/etc/ssl/certs",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/",
+            "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+            "/etc/ssl",
+            "/etc/pki//",
+            "/etc",
+            "/etc/foo/../ssl/cert.pem",
+            "/root/.aws",
+            "/home/app/.aws/config",
+            "/root/.aws/",
+            "/etc/sslx",
+            "/etc/pkix/tls",
+            "/data/metadata",
+            "/config",
+            "/app/.awsx",
+            "/data/aws/config",
+            "",
+        ]
+        .iter()
+        .map(|path| json!({"name": "v", "mountPath": path}))
+        .collect();
+        let container = json!({"name": "dittofs", "volumeMounts": mounts});
+        assert_eq!(
+            described(&container),
+            [
+                "volumeMounts[0] /etc/ssl/certs replaces the trusted roots",
+                "volumeMounts[1] /etc/ssl/certs/ca-certificates.crt replaces the trusted roots",
+                "volumeMounts[2] /etc/pki/tls/certs/ replaces the trusted roots",
+                "volumeMounts[3] /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem replaces the \
+                 trusted roots",
+                "volumeMounts[4] /etc/ssl replaces the trusted roots",
+                "volumeMounts[5] /etc/pki// replaces the trusted roots",
+                "volumeMounts[6] /etc replaces the trusted roots",
+                "volumeMounts[7] /etc/foo/../ssl/cert.pem replaces the trusted roots",
+                "volumeMounts[8] /root/.aws supplies an AWS config",
+                "volumeMounts[9] /home/app/.aws/config supplies an AWS config",
+                "volumeMounts[10] /root/.aws/ supplies an AWS config",
+            ]
+        );
+        for path in ["/etc/sslx", "/data/metadata", "/etc/ssl-extra/certs"] {
+            let container =
+                json!({"name": "dittofs", "volumeMounts": [{"name": "v", "mountPath": path}]});
+            assert!(described(&container).is_empty(), "{path}");
+        }
+    }
+
+    #[test]
+    fn pod_level_name_resolution_is_a_route() {
+        let described = |spec: Value| -> Vec<String> {
+            pod_routes(&spec).iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            described(
+                json!({"hostAliases": [{"ip": "10.0.0.9", "hostnames": ["s3.example"]}],
+                             "dnsPolicy": "None",
+                             "dnsConfig": {"nameservers": ["10.0.0.53"]}})
+            ),
+            [
+                "hostAliases can point the endpoint's host name at another address",
+                "dnsPolicy None, dnsConfig.nameservers chooses who resolves the endpoint's host name",
+            ]
+        );
+        assert_eq!(
+            described(json!({"dnsConfig": {"nameservers": ["10.0.0.53"]}})),
+            ["dnsConfig.nameservers chooses who resolves the endpoint's host name"]
+        );
+        assert_eq!(
+            described(json!({"dnsPolicy": "None", "dnsConfig": {"searches": ["x"]}})),
+            ["dnsPolicy None chooses who resolves the endpoint's host name"]
+        );
+        for spec in [
+            json!({"dnsPolicy": "ClusterFirst", "hostAliases": [], "dnsConfig": {"nameservers": []}}),
+            json!({"dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}),
+            json!({"hostAliases": "x", "dnsPolicy": 1, "dnsConfig": []}),
+            json!(null),
+        ] {
+            assert!(described(spec.clone()).is_empty(), "{spec}");
+        }
+    }
+
+    /// The `dittofs` container as the DittoFS operator renders it.
+    fn operator_container() -> Value {
+        json!({"name": "dittofs", "image": "marmos91c/dittofs:v0.12.0", "command": ["/app/dfs"],
+               "args": ["start", "--foreground", "--config", "/config/config.yaml"],
+               "env": [
+                   {"name": "DITTOFS_LOGGING_LEVEL", "value": "INFO"},
+                   {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "uri"}}},
+                   {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "accessKeyId"}}},
+                   {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "secretAccessKey"}}},
+                   endpoint_reference("creds"),
+                   {"name": "AWS_REGION", "value": "eu-west-1"},
+               ],
+               "volumeMounts": [{"name": "metadata", "mountPath": "/data/metadata"},
+                                {"name": "cache", "mountPath": "/data/cache"},
+                                {"name": "config", "mountPath": "/config"}],
+               "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}}})
+    }
+
+    fn pod_with(spec: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "dittofs-0", "namespace": "ns"}, "spec": spec})
+    }
+
+    fn weighed(kind: WorkloadKind, object: &Value, settings: &Settings) -> Decision {
+        let request = WorkloadRequest {
+            kind,
+            operation: "CREATE",
+            namespace: "ns",
+            object,
+            old_object: &Value::Null,
+        };
+        weigh(&request, settings, Decision::accept(), Review::Verify)
+    }
+
+    #[test]
+    fn the_operators_rendering_has_no_route() {
+        assert!(described(&operator_container()).is_empty());
+        let spec = json!({"containers": [operator_container()], "dnsPolicy": "ClusterFirst",
+                          "volumes": [{"name": "config", "configMap": {"name": "config"}}]});
+        assert!(pod_routes(&spec).is_empty());
+        let statefulset = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "dittofs", "namespace": "ns"},
+            "spec": {"template": {"spec": spec}}});
+        assert_eq!(
+            weighed(
+                WorkloadKind::StatefulSet,
+                &statefulset,
+                &Settings::default()
+            ),
+            Decision::accept()
+        );
+    }
+
+    #[test]
+    fn weigh_refuses_host_aliases_beside_the_credentials_by_default() {
+        let aliases = json!([{"ip": "10.0.0.9", "hostnames": ["s3.example"]}]);
+        let object =
+            pod_with(json!({"hostAliases": aliases, "containers": [operator_container()]}));
+        assert_eq!(
+            weighed(WorkloadKind::Pod, &object, &Settings::default()).verdict,
+            Verdict::Reject(
+                "Pod \"dittofs-0\": container \"dittofs\" can send its S3 credentials elsewhere: \
+                 hostAliases can point the endpoint's host name at another address \
+                 (onCredentialRoute: reject); remove it, or set onCredentialRoute: warn"
+                    .to_owned()
+            )
+        );
+        // The template's pod spec of a StatefulSet counts the same way.
+        let statefulset = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "dittofs", "namespace": "ns"},
+            "spec": {"template": {"spec": {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["10.0.0.53"]},
+                                           "containers": [operator_container()]}}}});
+        let warn = Settings {
+            on_credential_route: OnCredentialRoute::Warn,
+            ..Settings::default()
+        };
+        let decision = weighed(WorkloadKind::StatefulSet, &statefulset, &warn);
+        assert_eq!(decision.verdict, Verdict::Accept);
+        assert_eq!(
+            decision.warnings,
+            [
+                "StatefulSet \"dittofs\": container \"dittofs\" can send its S3 credentials \
+              elsewhere (onCredentialRoute: warn): dnsPolicy None, dnsConfig.nameservers chooses \
+              who resolves the endpoint's host name"
+            ]
+        );
+        // Without the credentials in the container, the pod spec does not matter.
+        let plain = pod_with(json!({"hostAliases": aliases,
+            "containers": [{"name": "dittofs", "env": [{"name": "X", "value": "y"}]}]}));
+        assert_eq!(
+            weighed(WorkloadKind::Pod, &plain, &Settings::default()),
+            Decision::accept()
         );
     }
 
@@ -437,5 +794,17 @@ mod tests {
         ] {
             assert!(described(&container).is_empty(), "{container}");
         }
+    }
+
+    #[test]
+    fn a_megabyte_name_is_not_echoed_whole() {
+        let name = "X".repeat(1 << 20);
+        let container = json!({"name": "dittofs", "env": [
+            {"name": name, "value": "$(AWS_SECRET_ACCESS_KEY)"}]});
+        let routes = credential_routes(&container);
+        let [route] = routes.as_slice() else {
+            panic!("{routes:?}")
+        };
+        assert!(route.to_string().len() < 200, "{}", route.to_string().len());
     }
 }
