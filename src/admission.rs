@@ -47,7 +47,9 @@ fn kind_target(kind: &GroupVersionKind) -> Option<Target> {
 /// kind, an operation other than CREATE and UPDATE, a workload that is not DittoFS's), so the
 /// request is accepted without building its objects.
 fn may_concern(request: &raw::KubernetesAdmissionRequest<'_>) -> bool {
-    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
+    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE")
+        || !request.sub_resource.is_empty()
+    {
         return false;
     }
     match kind_target(&request.kind) {
@@ -60,6 +62,12 @@ fn may_concern(request: &raw::KubernetesAdmissionRequest<'_>) -> bool {
 }
 
 fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
+    // A subresource write (status, scale, ephemeral containers, under custom rules) changes
+    // neither a DittoServer's spec nor a container's env: verify must not reject a kubelet's
+    // pods/status update, nor inject patch statefulsets/status.
+    if !request.sub_resource.is_empty() {
+        return None;
+    }
     let target = kind_target(&request.kind)?;
     // Most Pods and StatefulSets are not DittoFS ones: they cost no settings parsing either.
     if let Target::Workload(kind) = target
@@ -439,6 +447,42 @@ mod tests {
             panic!("expected rejection: {decision:?}")
         };
         assert!(message.contains("lacks AWS_ACCESS_KEY_ID"), "{message}");
+    }
+
+    #[test]
+    fn subresource_writes_are_accepted_without_review_or_lookups() {
+        let cluster = owner_cluster();
+        let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let sts_kind = json!({"group": "apps", "version": "v1", "kind": "StatefulSet"});
+        for (kind, object, settings, subresource) in [
+            // verify would reject this stale pod; a kubelet's status update must pass.
+            (
+                pod_kind,
+                dittofs_pod(),
+                json!({"workloads": "verify"}),
+                "status",
+            ),
+            (ditto_kind(), bad_ditto(), Value::Null, "status"),
+            (
+                sts_kind,
+                json!({"metadata": {"ownerReferences": []}}),
+                Value::Null,
+                "scale",
+            ),
+        ] {
+            let raw = serde_json::to_vec(&json!({
+                "request": {"uid": "1", "kind": kind, "operation": "UPDATE", "namespace": "ns",
+                            "subResource": subresource, "object": object.clone(), "oldObject": object},
+                "settings": settings,
+            }))
+            .expect("json");
+            assert_eq!(
+                decide_payload(&raw, &cluster),
+                Decision::accept(),
+                "{subresource}"
+            );
+        }
+        assert!(cluster.lookups.borrow().is_empty());
     }
 
     #[test]

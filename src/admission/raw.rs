@@ -25,7 +25,7 @@ pub struct KubernetesAdmissionRequest<'a> {
     pub kind: GroupVersionKind,
     resource: GroupVersionResource,
     #[serde(alias = "subResource")]
-    sub_resource: String,
+    pub sub_resource: String,
     #[serde(alias = "requestKind")]
     request_kind: GroupVersionKind,
     #[serde(alias = "requestResource")]
