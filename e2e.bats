@@ -723,7 +723,8 @@ session_with_secret_name() {
 
 @test "access: a failing access review is reported per secretAccessCheck, never a 500" {
   evaluate dittoserver-sample-create.json session-access-failing.yml
-  assert_rejected_with 'cannot check whether user "kubernetes-admin" may get Secret "dittofs-s3-credentials" in namespace "dittofs-system": access denied (ApiError: subjectaccessreviews.authorization.k8s.io is forbidden'
+  # One failing review fails all three alike: said once, for the three Secrets.
+  assert_rejected_with 'cannot check whether user "kubernetes-admin" may get Secrets "dittofs-s3-credentials", "dittofs-admin-secret", "dittofs-jwt-secret" in namespace "dittofs-system": access denied (ApiError: subjectaccessreviews.authorization.k8s.io is forbidden'
   evaluate dittoserver-sample-create.json session-access-failing.yml '{"secretAccessCheck":"warn"}'
   assert_accepted
   assert_warning 'cannot check whether user "kubernetes-admin" may get Secret'
@@ -834,6 +835,14 @@ session_with_secret_name() {
   evaluate pod-create-injected-envfrom.json session-workload-rotated.yml '{"workloads":"verify"}'
   assert_rejected_with 'outdated S3 credentials'
   assert_rejected_with 'Also, container "dittofs" can send its S3 credentials elsewhere'
+}
+
+@test "subresource writes (a kubelet's pods/status update) pass unreviewed, even in verify mode" {
+  evaluate pod-update-status.json session-empty.yml '{"workloads":"verify"}'
+  assert_accepted
+  assert_no_warnings
+  evaluate pod-update.json session-workload-found.yml '{"workloads":"verify"}'
+  assert_rejected_with 'lacks AWS_ACCESS_KEY_ID'
 }
 
 @test "routes: the DittoFS operator v0.12.0's own rendering (command, args, preStop, AWS env) passes" {

@@ -63,7 +63,8 @@ pairs() {
   local ditto_requests=(test_data/dittoserver-*.json)
   local workload_requests=(test_data/pod-*.json test_data/statefulset-*.json)
   local ditto_sessions=(test_data/session-empty.yml test_data/session-secret-*.yml
-    test_data/session-access-*.yml test_data/session-update-*.yml)
+    test_data/session-access-*.yml test_data/session-update-*.yml test_data/session-developer-*.yml
+    test_data/session-groups-*.yml)
   local workload_sessions=(test_data/session-empty.yml test_data/session-workload-*.yml)
   for request in "${ditto_requests[@]}"; do
     for session in "${ditto_sessions[@]}"; do
@@ -95,8 +96,10 @@ pairs() {
   done
   # ... and the workload path.
   for settings in '{"onEnvConflict":"overwrite"}' '{"containerName":"server","hashAnnotation":"example.com/h"}' \
+    '{"onCredentialRoute":"warn"}' '{"workloads":"verify","onCredentialRoute":"warn"}' \
     '{"workloads":"verify","secretCheck":"reject","allowedEndpointHosts":["s3.cubbit.eu"]}'; do
-    for request in test_data/pod-create.json test_data/pod-create-conflict.json test_data/statefulset-update-injected.json; do
+    for request in test_data/pod-create.json test_data/pod-create-conflict.json test_data/statefulset-update-injected.json \
+      test_data/pod-create-envfrom.json test_data/pod-create-injected-envfrom.json; do
       for session in test_data/session-workload-found.yml test_data/session-workload-rotated.yml \
         test_data/session-workload-secret-missing.yml; do
         printf '%s\t%s\t%s\t%s\tgrant\t0\n' "${request#test_data/} + ${session#test_data/} + $settings" \

@@ -80,9 +80,11 @@ DITTOSERVER_FIELDS = ["spec.s3"]
 
 
 def get_resource_request(api_version, kind, name, fields):
+    """The owning DittoServer is read from the API server itself (disable_cache), Secrets through the cache."""
     masks = "".join(f"- {field}\n" for field in sorted(fields))
+    fresh = "true" if kind == "DittoServer" else "false"
     return (f"!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\n"
-            f"name: {name}\nnamespace: {NAMESPACE}\ndisable_cache: false\nfield_masks:\n{masks}")
+            f"name: {name}\nnamespace: {NAMESPACE}\ndisable_cache: {fresh}\nfield_masks:\n{masks}")
 
 
 def prune(payload, fields):
@@ -516,6 +518,11 @@ def workload_fixtures(sample):
              "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}
     pod_request("pod-create-not-dittofs.json", nginx)
     pod_request("pod-update.json", pod_from(plain_sts), "UPDATE", pod_from(plain_sts))
+    # A kubelet's status update of a stale pod (pods/status): not the policy's business.
+    status_update = admission_request("pod-update-status", POD_GVK, POD_GVR, pod_from(plain_sts), "UPDATE", pod_from(plain_sts),
+                                      user={"username": "system:node:node-1", "groups": ["system:nodes", "system:authenticated"]})
+    status_update["subResource"] = status_update["requestSubResource"] = "status"
+    write_json("pod-update-status.json", status_update)
 
     # Pod-level routes around the endpoint rules, in the dittofs container (onCredentialRoute).
     def routed(file, change, base=plain_sts):
@@ -684,8 +691,8 @@ def hostile_fixtures(sample):
     pod_case("pod-hundreds-of-containers", put(["spec", "containers"], [{"name": f"c{i}", "image": "x"} for i in range(300)] + [operator_container(ditto)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-thousand-env-entries", put(["spec", "containers", 0, "env"], [{"name": f"V{i}", "value": str(i)} for i in range(1000)]), "accept", [ditto_ok, secret_ok])
     pod_case("pod-dittoserver-answer-garbage", lambda o: o, "warn:the host answered with invalid JSON", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload="<html>502</html>")])
-    # Same name and namespace, another kind: the kind check catches it.
-    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "warn:the lookup answered with another kind", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA, name=name))])
+    # Same name and namespace, another kind: an answer about another object.
+    pod_case("pod-dittoserver-answer-is-a-secret", lambda o: o, "warn:the host answered with another object than the one asked for", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=secret_payload(GOOD_DATA, name=name))])
     pod_case("pod-dittoserver-s3-wrong-type", lambda o: o, "warn:has an invalid spec.s3", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(dict(ditto, spec=dict(ditto["spec"], s3="yes"))))])
     sts_case("statefulset-owners-string", put(["metadata", "ownerReferences"], "DittoServer"), "accept")
     sts_case("statefulset-owners-not-objects", put(["metadata", "ownerReferences"], [1, None, "x"]), "accept")

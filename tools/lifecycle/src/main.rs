@@ -234,15 +234,23 @@ impl Scenario {
         let lookups = match kind {
             "DittoServer" if operation == "DELETE" => Vec::new(),
             "DittoServer" => {
-                let name = object
-                    .pointer("/spec/s3/credentialsSecretRef/secretName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let secret_name = |o: &Value| {
+                    o.pointer("/spec/s3/credentialsSecretRef/secretName")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (name, before) = (secret_name(object), secret_name(old));
                 let mut lookups = Vec::new();
+                // The author is asked about the Secret named after the write, then about the
+                // one named before it.
                 if decides_what_runs(object, old) {
-                    lookups.push(self.world.access_lookup(self.author, name));
+                    lookups.push(self.world.access_lookup(self.author, &name));
+                    if !before.is_empty() && before != name {
+                        lookups.push(self.world.access_lookup(self.author, &before));
+                    }
                 }
-                lookups.push(self.world.secret_lookup(name));
+                lookups.push(self.world.secret_lookup(&name));
                 lookups
             }
             _ => {

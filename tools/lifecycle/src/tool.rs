@@ -161,9 +161,11 @@ fn session(lookups: &[Lookup]) -> Result<String> {
             let (request, answer) = match lookup {
                 Lookup::Get { api_version, kind, namespace, name, fields, answer } => {
                     let masks: String = fields.iter().map(|field| format!("- {field}\n")).collect();
+                    // The policy reads the owning DittoServer past the host's cache.
+                    let fresh = *kind == "DittoServer";
                     (
                         format!(
-                            "!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\nname: {name}\nnamespace: {namespace}\ndisable_cache: false\nfield_masks:\n{masks}"
+                            "!KubernetesGetResource\napi_version: {api_version}\nkind: {kind}\nname: {name}\nnamespace: {namespace}\ndisable_cache: {fresh}\nfield_masks:\n{masks}"
                         ),
                         answer,
                     )
