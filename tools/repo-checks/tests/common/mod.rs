@@ -1,6 +1,4 @@
 //! Reading the repository's YAML files as JSON values.
-// Each test crate compiles this module and uses only part of it.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 
