@@ -411,7 +411,7 @@ policy_server_log_since() {
   # The author's access cannot be checked: the validating policy fails closed (secretAccessCheck: reject).
   review "$(request dittoserver-sample-create.json)" clusterwide-dittofs-s3-validate
   assert_response "{\"uid\": \"$NS-dittoserver-sample-create\", \"allowed\": false, \"auditAnnotations\": null, \"warnings\": null,
-    \"status\": {\"message\": \"DittoServer \\\"dittofs-s3-sample\\\" is rejected: cannot check whether user \\\"kubernetes-admin\\\" may get Secret \\\"dittofs-s3-credentials\\\" in namespace \\\"$NS\\\": lookup failed (ServiceError: client error (Connect))\"}}"
+    \"status\": {\"message\": \"DittoServer \\\"dittofs-s3-sample\\\" is rejected: cannot check whether user \\\"kubernetes-admin\\\" may get Secrets \\\"dittofs-s3-credentials\\\", \\\"dittofs-admin-secret\\\", \\\"dittofs-jwt-secret\\\" in namespace \\\"$NS\\\": lookup failed (ServiceError: client error (Connect)), so it may not have DittoFS pods read it (secretAccessCheck); grant the user get on that Secret, or name one the user can read\"}}"
   # Reviews keep coming while the API restarts on the same port.
   (
     for i in $(seq 20); do

@@ -499,7 +499,7 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         .pointer_mut("/spec/template/spec/containers/0/env")
         .and_then(Value::as_array_mut)
     {
-        env.push(json!({"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.attacker.example"}));
+        env.push(json!({"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.override.example"}));
     }
     s.run(
         "a person adds AWS_ENDPOINT_URL_S3 to the template: rejected, the stored one stays",
