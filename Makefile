@@ -146,6 +146,11 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(REGISTRY_RUNNER) $(LI
 	fi; \
 	echo "== e2e-registry.bats under policy-runner-registry ($(REGISTRY_RUNNER))"; \
 	RUNNER=$(REGISTRY_RUNNER) LEAN_RUNNER=$(RUNNER) bats e2e-registry.bats || failed="$$failed e2e-registry.bats"; \
+	if [ -n "$(REAL_KWCTL)" ]; then \
+		echo "== e2e-registry.bats, manifest annotations of the module kwctl annotated"; \
+		RUNNER=$(REGISTRY_RUNNER) LEAN_RUNNER=$(RUNNER) MODULE=target/kwctl-annotated-policy.wasm \
+			bats --filter 'manifest annotations' e2e-registry.bats || failed="$$failed e2e-registry.bats(kwctl-annotated)"; \
+	fi; \
 	if [ -n "$$failed" ]; then echo "== failed:$$failed"; exit 1; fi
 
 # Every request and replay session of test_data (hostile cases included), settings variants,

@@ -118,8 +118,15 @@ metadata_annotations() {
   # multi-line, it stays out.
   grep -q io.kubewarden.policy.usage "$MODULE"
   [ "$(jq -r '.["io.kubewarden.policy.usage"]' <<<"$annotations")" = null ]
-  # Nothing else: metadata.yml's annotations plus the image source.
-  [ "$(jq -r 'length' <<<"$annotations")" = $((count + 1)) ]
+  # Nothing else: the single-line annotations the annotating tool embedded (kwctl adds its own
+  # io.kubewarden.kwctl; policy-runner adds none), plus the image source.
+  local embedded
+  embedded=$(scripts/embedded-annotations.py "$MODULE")
+  while IFS=$'\t' read -r key value; do
+    [ "$(jq -r --arg k "$key" '.[$k]' <<<"$annotations")" = "$value" ] ||
+      { echo "embedded annotation $key: expected '$value' in $annotations"; return 1; }
+  done <<<"$embedded"
+  [ "$(jq -r 'length' <<<"$annotations")" = $(($(wc -l <<<"$embedded") + 1)) ]
 }
 
 @test "pull by tag and by digest gives back the pushed module, byte for byte" {
