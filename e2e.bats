@@ -845,6 +845,31 @@ session_with_secret_name() {
   assert_rejected_with 'lacks AWS_ACCESS_KEY_ID'
 }
 
+@test "routes: each kind (test_data/route-cases.tsv) is refused in inject and in verify mode, and warned with warn" {
+  local file text message failures=() count=0
+  while IFS=$'\t' read -r file text; do
+    count=$((count + 1))
+    # inject, the DittoServer unreadable: the pod is admitted as it came, so only the route rules
+    # stand between its definitions and the credentials.
+    evaluate "$file" session-workload-ditto-missing.yml
+    message=$(response | jq -r '.status.message // empty')
+    [[ $status == 0 && $message == *"can send its S3 credentials elsewhere: "*"$text"*"(onCredentialRoute: reject)"* ]] ||
+      failures+=("$file inject: $(response)")
+    # verify, lookups working: the pod is current, the route is all there is to report.
+    evaluate "$file" session-workload-found.yml '{"workloads":"verify"}'
+    message=$(response | jq -r '.status.message // empty')
+    [[ $status == 0 && $message == *"can send its S3 credentials elsewhere"*"$text"* ]] ||
+      failures+=("$file verify: $(response)")
+    evaluate "$file" session-workload-ditto-missing.yml '{"onCredentialRoute":"warn"}'
+    [[ $status == 0 && $(response | jq -r .allowed) == true &&
+      $(response | jq -r '.warnings // [] | .[]') == *"(onCredentialRoute: warn): "*"$text"* ]] ||
+      failures+=("$file warn: $(response)")
+  done <test_data/route-cases.tsv
+  [ "$count" -ge 11 ]
+  printf '%s\n' "${failures[@]}"
+  [ "${#failures[@]}" -eq 0 ]
+}
+
 @test "routes: the DittoFS operator v0.12.0's own rendering (command, args, preStop, AWS env) passes" {
   evaluate pod-create-operator-rendered.json session-workload-found.yml
   assert_accepted

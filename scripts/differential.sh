@@ -61,7 +61,12 @@ done
 pairs() {
   local request session settings line expected
   local ditto_requests=(test_data/dittoserver-*.json)
-  local workload_requests=(test_data/pod-*.json test_data/statefulset-*.json)
+  # The route cases (test_data/route-cases.tsv) differ only in their dittofs container: paired
+  # with the two sessions that decide how routes are weighed, not with every session.
+  local workload_requests=() route_requests=(test_data/pod-route-*.json)
+  for request in test_data/pod-*.json test_data/statefulset-*.json; do
+    [[ $request == test_data/pod-route-* ]] || workload_requests+=("$request")
+  done
   local ditto_sessions=(test_data/session-empty.yml test_data/session-secret-*.yml
     test_data/session-access-*.yml test_data/session-update-*.yml test_data/session-developer-*.yml
     test_data/session-groups-*.yml)
@@ -74,6 +79,14 @@ pairs() {
   for request in "${workload_requests[@]}"; do
     for session in "${workload_sessions[@]}"; do
       for settings in '-' '{"workloads":"verify"}'; do
+        printf '%s\t%s\t%s\t%s\tgrant\t0\n' "${request#test_data/} + ${session#test_data/} + $settings" \
+          "$request" "$session" "$settings"
+      done
+    done
+  done
+  for request in "${route_requests[@]}"; do
+    for session in test_data/session-workload-found.yml test_data/session-workload-ditto-missing.yml; do
+      for settings in '-' '{"workloads":"verify"}' '{"onCredentialRoute":"warn"}'; do
         printf '%s\t%s\t%s\t%s\tgrant\t0\n' "${request#test_data/} + ${session#test_data/} + $settings" \
           "$request" "$session" "$settings"
       done

@@ -535,6 +535,40 @@ def workload_fixtures(sample):
     routed("pod-create-envfrom.json", lambda c: c.update(envFrom=[{"configMapRef": {"name": "dittofs-extra-env"}}]))
     routed("pod-create-injected-envfrom.json", lambda c: c.update(envFrom=[{"configMapRef": {"name": "dittofs-extra-env"}}]),
            base=injected_statefulset(ditto, ORIGINAL_HASH))
+    # Every other kind of route, each in a pod that already carries the injection (so verify
+    # mode has nothing else to say about it): test_data/route-cases.tsv lists what each must name.
+    injected = injected_statefulset(ditto, ORIGINAL_HASH)
+    route_cases = [
+        ("pod-route-endpoint-s3.json", lambda c: c["env"].append({"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.override.example"}),
+         "AWS_ENDPOINT_URL_S3 overrides AWS_ENDPOINT_URL"),
+        ("pod-route-ignore-endpoints.json", lambda c: c["env"].append({"name": "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "value": "true"}),
+         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS drops the configured endpoint"),
+        ("pod-route-config-file.json", lambda c: c["env"].append({"name": "AWS_CONFIG_FILE", "value": "/config/aws"}),
+         "AWS_CONFIG_FILE can set endpoint_url"),
+        ("pod-route-home.json", lambda c: c["env"].append({"name": "HOME", "value": "/data/cache"}), "HOME moves ~/.aws/config"),
+        ("pod-route-ca-bundle.json", lambda c: c["env"].append({"name": "SSL_CERT_FILE", "value": "/config/ca.pem"}),
+         "SSL_CERT_FILE replaces the trusted roots"),
+        ("pod-route-copied-key.json", lambda c: c["env"].append({"name": "DEBUG_KEY", "value": "key=$(AWS_SECRET_ACCESS_KEY)"}),
+         "DEBUG_KEY copies AWS_SECRET_ACCESS_KEY"),
+        ("pod-route-command.json", lambda c: c.update(command=["/app/dittofs", "--key", "$(AWS_ACCESS_KEY_ID)"]),
+         "command[2] copies AWS_ACCESS_KEY_ID"),
+        ("pod-route-subpathexpr.json", lambda c: c["volumeMounts"].append(
+            {"name": "cache", "mountPath": "/data/keys", "subPathExpr": "$(AWS_SECRET_ACCESS_KEY)"}),
+         "subPathExpr copies AWS_SECRET_ACCESS_KEY"),
+        ("pod-route-plain-endpoint.json", lambda c: c["env"].__setitem__(
+            next(i for i, e in enumerate(c["env"]) if e["name"] == "AWS_ENDPOINT_URL"),
+            {"name": "AWS_ENDPOINT_URL", "value": "https://s3.override.example"}),
+         "AWS_ENDPOINT_URL is not read from a Secret"),
+        ("pod-route-trust-store.json", lambda c: c["volumeMounts"].append({"name": "config", "mountPath": "/etc/ssl/certs"}),
+         "/etc/ssl/certs replaces the trusted roots"),
+    ]
+    for file, change, _ in route_cases:
+        routed(file, change, base=injected)
+    aliased = pod_from(injected)
+    aliased["spec"]["hostAliases"] = [{"ip": "192.0.2.10", "hostnames": ["s3.cubbit.eu"]}]
+    pod_request("pod-route-host-aliases.json", aliased)
+    route_cases.append(("pod-route-host-aliases.json", None, "hostAliases can point the endpoint's host name"))
+    (HERE / "route-cases.tsv").write_text("".join(f"{file}\t{text}\n" for file, _, text in route_cases))
     routed("pod-create-args-reference.json",
            lambda c: c.update(args=[*c.get("args", []), "--debug-key=$(AWS_SECRET_ACCESS_KEY)"]))
     routed("pod-create-escaped-reference.json",
