@@ -8,7 +8,7 @@ use super::object::{
     container_mut, dotted, find_container, finish, pod_annotation, set_annotation,
 };
 use super::ownership::{InjectionRecord, RECORD_ANNOTATION};
-use super::restore::keep_as_it_was;
+use super::restore::{Unknown, keep_as_it_was};
 use super::routes::{self, Review};
 use super::{WorkloadKind, WorkloadRequest, env, owning_dittoserver};
 use crate::cluster::{Cluster, ObjectRef};
@@ -45,7 +45,17 @@ fn decide(
     let (credentials, region) = match read_owner(owner, cluster) {
         Owner::NoCredentials => return Decision::accept(),
         Owner::Unreadable(reason) => {
-            return keep_as_it_was(request, settings, &reason, None, cluster);
+            return keep_as_it_was(request, settings, &reason, Unknown::Owner, None, cluster);
+        }
+        Owner::Invalid(reason) => {
+            return keep_as_it_was(
+                request,
+                settings,
+                &reason,
+                Unknown::Credentials,
+                None,
+                cluster,
+            );
         }
         Owner::Credentials(credentials, region) => (credentials, region),
     };
@@ -55,7 +65,14 @@ fn decide(
         Err(SecretProblem::Unavailable { reason, .. }) => {
             if request.is_update() || request.carries_injection(settings) {
                 let looked_up = Some(credentials.secret_name.as_str());
-                return keep_as_it_was(request, settings, &reason, looked_up, cluster);
+                return keep_as_it_was(
+                    request,
+                    settings,
+                    &reason,
+                    Unknown::Credentials,
+                    looked_up,
+                    cluster,
+                );
             }
             // A first injection: the container waits for the Secret; the hash comes with the
             // next write that can read it.

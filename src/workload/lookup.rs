@@ -11,7 +11,11 @@ pub(super) enum Owner {
     NoCredentials,
     /// The credentials reference and the effective region.
     Credentials(CredentialsRef, String),
+    /// The lookup failed: what the DittoServer names now is unknown.
     Unreadable(String),
+    /// Read, but its spec.s3 is invalid (admitted before a rule changed): which credentials it
+    /// names cannot be used, though its author's writes were reviewed.
+    Invalid(String),
 }
 
 pub(super) fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
@@ -25,7 +29,7 @@ pub(super) fn read_owner(owner: ObjectRef<'_>, cluster: &dyn Cluster) -> Owner {
         Ok(ditto) => match parse_s3(&ditto) {
             Err(violations) => {
                 let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
-                Owner::Unreadable(format!(
+                Owner::Invalid(format!(
                     "{owner} has an invalid spec.s3 ({})",
                     details.join("; ")
                 ))

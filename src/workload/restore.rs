@@ -12,6 +12,17 @@ use crate::credentials::{SecretData, endpoint_finding};
 use crate::decision::Decision;
 use crate::settings::Settings;
 
+/// What a failed lookup leaves unknown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unknown {
+    /// The owning DittoServer could not be read: whether it still names these credentials is
+    /// unknown, so a write that changes the container's code may not keep them.
+    Owner,
+    /// The DittoServer was read (a change of its image was asked about when it was written);
+    /// only its Secret or its spec.s3 cannot be used.
+    Credentials,
+}
+
 /// A lookup failed: nothing the policy wrote may change, or pods would roll onto credentials
 /// nobody could check. On UPDATE the previous revision's entries and annotations come back;
 /// on CREATE the object stays as it came.
@@ -20,6 +31,7 @@ pub(super) fn keep_as_it_was(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     reason: &str,
+    unknown: Unknown,
     looked_up: Option<&str>,
     cluster: &dyn Cluster,
 ) -> Decision {
@@ -50,16 +62,21 @@ pub(super) fn keep_as_it_was(
     {
         env::restore(env, &previous_env);
     }
+    let mut kept_anything = !previous_env.is_empty();
     for key in [settings.hash_annotation.as_str(), RECORD_ANNOTATION] {
-        if let Some(value) = pod_annotation(request.old_object, request.kind, key)
-            && set_annotation(&mut object, request.kind, key, value.to_owned()).is_err()
-        {
-            return Decision::accept().with_warnings(vec![format!(
-                "S3 credentials of {what} left as they came: {reason}"
-            )]);
+        if let Some(value) = pod_annotation(request.old_object, request.kind, key) {
+            kept_anything = true;
+            if set_annotation(&mut object, request.kind, key, value.to_owned()).is_err() {
+                return Decision::accept().with_warnings(vec![format!(
+                    "S3 credentials of {what} left as they came: {reason}"
+                )]);
+            }
         }
     }
-    let changed = code_changes(request, &object, settings);
+    let changed = match unknown {
+        Unknown::Owner => code_changes(request, &object, settings),
+        Unknown::Credentials => Vec::new(),
+    };
     if !changed.is_empty() {
         return Decision::reject(format!(
             "{what}: its container \"{}\" changes {} while the S3 credentials cannot be checked \
@@ -72,9 +89,13 @@ pub(super) fn keep_as_it_was(
     if let Some(refusal) = checked(&object) {
         return refusal;
     }
-    finish(request.object, object).with_warnings(vec![format!(
-        "kept the S3 env and hash of the previous revision of {what}: {reason}"
-    )])
+    let warning = if kept_anything {
+        format!("kept the S3 env and hash of the previous revision of {what}: {reason}")
+    } else {
+        // The previous revision had nothing of the policy's to keep.
+        format!("S3 credentials of {what} left as they came: {reason}")
+    };
+    finish(request.object, object).with_warnings(vec![warning])
 }
 
 /// What decides the code of the DittoFS container.

@@ -1530,3 +1530,69 @@ fn the_owner_is_read_fresh_so_a_dropped_reference_is_not_injected_from_a_stale_a
         )]
     );
 }
+
+#[test]
+fn a_code_change_keeps_the_credentials_when_the_dittoserver_was_read() {
+    // The DittoServer was read, so its image change was asked about when it was written; only
+    // its Secret (or its spec.s3, valid when admitted) cannot be used. The operator's write must
+    // not be stuck until someone fixes them.
+    let old = injected_statefulset("previous-hash");
+    let mut container = dittofs_container(plain_env());
+    container["image"] = json!("marmos91c/dittofs:0.12.1");
+    let new = statefulset(json!([container]));
+    let invalid =
+        ditto(json!({"credentialsSecretRef": {"secretName": SECRET}, "bucket": "Legacy_Bucket"}));
+    for (label, cluster) in [
+        ("invalid spec.s3", cluster(Ok(invalid), Ok(good_secret()))),
+        (
+            "Secret missing",
+            cluster(Ok(ditto_with_ref()), Err(LookupError::NotFound)),
+        ),
+    ] {
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+            &Settings::default(),
+            &cluster,
+        );
+        let kept = mutated(&decision);
+        assert_eq!(
+            kept["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("marmos91c/dittofs:0.12.1"),
+            "{label}"
+        );
+        assert_eq!(
+            kept["spec"]["template"]["spec"]["containers"][0]["env"],
+            old["spec"]["template"]["spec"]["containers"][0]["env"],
+            "{label}"
+        );
+        assert!(
+            decision.warnings[0].starts_with("kept the S3 env and hash of the previous revision"),
+            "{label}: {decision:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_lookup_with_nothing_of_the_policys_to_keep_says_so() {
+    let old = statefulset(json!([dittofs_container(plain_env())]));
+    let mut rendered = plain_env();
+    if let (Some(env), Some(injected)) = (rendered.as_array_mut(), injected_env().as_array()) {
+        env.extend(injected.iter().cloned());
+    }
+    let new = statefulset(json!([dittofs_container(rendered)]));
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+        &Settings::default(),
+        &cluster(
+            Err(LookupError::Failed("timeout".into())),
+            Ok(good_secret()),
+        ),
+    );
+    assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+    assert!(
+        decision.warnings[0]
+            .starts_with("S3 credentials of StatefulSet \"dittofs-s3-sample\" left as they came: "),
+        "{:?}",
+        decision.warnings
+    );
+}

@@ -39,7 +39,7 @@ fn check(
     let (credentials, region) = match read_owner(owner, cluster) {
         Owner::NoCredentials => return Decision::accept(),
         // An orphan or a transient failure must not flap audit reports.
-        Owner::Unreadable(reason) => {
+        Owner::Unreadable(reason) | Owner::Invalid(reason) => {
             return Decision::accept().with_warnings(vec![format!(
                 "cannot verify the S3 credentials of {what}: {reason}"
             )]);
