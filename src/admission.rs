@@ -62,9 +62,10 @@ fn may_concern(request: &raw::KubernetesAdmissionRequest<'_>) -> bool {
 }
 
 fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
-    // A subresource write (status, scale, ephemeral containers, under custom rules) changes
-    // neither a DittoServer's spec nor a container's env: verify must not reject a kubelet's
-    // pods/status update, nor inject patch statefulsets/status.
+    // A subresource write (status, scale) changes neither a DittoServer's spec nor the dittofs
+    // container: verify must not reject a kubelet's pods/status update, nor inject patch
+    // statefulsets/status. An ephemeral container (pods/ephemeralcontainers, under custom rules)
+    // is a container of its own, written by a pod author (docs/threat-model.md).
     if !request.sub_resource.is_empty() {
         return None;
     }

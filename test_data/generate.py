@@ -546,8 +546,11 @@ def workload_fixtures(sample):
         ("pod-route-config-file.json", lambda c: c["env"].append({"name": "AWS_CONFIG_FILE", "value": "/config/aws"}),
          "AWS_CONFIG_FILE can set endpoint_url"),
         ("pod-route-home.json", lambda c: c["env"].append({"name": "HOME", "value": "/data/cache"}), "HOME moves ~/.aws/config"),
-        ("pod-route-ca-bundle.json", lambda c: c["env"].append({"name": "SSL_CERT_FILE", "value": "/config/ca.pem"}),
+        ("pod-route-ssl-cert-file.json", lambda c: c["env"].append({"name": "SSL_CERT_FILE", "value": "/config/ca.pem"}),
          "SSL_CERT_FILE replaces the trusted roots"),
+        ("pod-route-ca-bundle.json", lambda c: c["env"].append({"name": "AWS_CA_BUNDLE", "value": "/config/ca.pem"}),
+         "AWS_CA_BUNDLE sets the client's trusted roots"),
+        ("pod-route-dns-searches.json", None, "dnsConfig.searches chooses who resolves"),
         ("pod-route-copied-key.json", lambda c: c["env"].append({"name": "DEBUG_KEY", "value": "key=$(AWS_SECRET_ACCESS_KEY)"}),
          "DEBUG_KEY copies AWS_SECRET_ACCESS_KEY"),
         ("pod-route-command.json", lambda c: c.update(command=["/app/dittofs", "--key", "$(AWS_ACCESS_KEY_ID)"]),
@@ -563,7 +566,11 @@ def workload_fixtures(sample):
          "/etc/ssl/certs replaces the trusted roots"),
     ]
     for file, change, _ in route_cases:
-        routed(file, change, base=injected)
+        if change:
+            routed(file, change, base=injected)
+    searching = pod_from(injected)
+    searching["spec"]["dnsConfig"] = {"searches": ["attacker.example"], "options": [{"name": "ndots", "value": "5"}]}
+    pod_request("pod-route-dns-searches.json", searching)
     aliased = pod_from(injected)
     aliased["spec"]["hostAliases"] = [{"ip": "192.0.2.10", "hostnames": ["s3.cubbit.eu"]}]
     pod_request("pod-route-host-aliases.json", aliased)

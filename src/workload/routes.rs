@@ -11,7 +11,7 @@
 //! `AWS_PROFILE` / `AWS_DEFAULT_PROFILE`), `AWS_CA_BUNDLE` (today it fails the client), and
 //! Go's trusted roots (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or a mount over `/etc/ssl` or
 //! `/etc/pki`), so a man-in-the-middle endpoint can pass. The pod spec can redirect the
-//! endpoint's host name (`hostAliases`, `dnsConfig.nameservers`, `dnsPolicy: None`).
+//! endpoint's host name (`hostAliases`, `dnsConfig.nameservers` or `searches`, `dnsPolicy: None`).
 //! Kubernetes adds ways around the managed entries:
 //! `envFrom` (applied before `env`, so it survives where the optional endpoint reference is
 //! skipped, and its source can change after admission), `$(NAME)` expansion that copies a
@@ -51,7 +51,10 @@ pub const ROUTE_VARIABLES: [(&str, &str); 10] = [
         "selects a config profile, whose endpoint_url can apply",
     ),
     ("HOME", "moves ~/.aws/config"),
-    ("AWS_CA_BUNDLE", "changes the trusted roots"),
+    (
+        "AWS_CA_BUNDLE",
+        "sets the client's trusted roots (DittoFS v0.12.0 then fails to start the store)",
+    ),
     ("SSL_CERT_FILE", "replaces the trusted roots"),
     ("SSL_CERT_DIR", "replaces the trusted roots"),
 ];
@@ -296,6 +299,10 @@ pub fn pod_routes(pod_spec: &Value) -> Vec<Route> {
     if listed(pod_spec.pointer("/dnsConfig/nameservers")) {
         resolvers.push("dnsConfig.nameservers");
     }
+    // A search domain is tried before the endpoint's own name (with enough ndots).
+    if listed(pod_spec.pointer("/dnsConfig/searches")) {
+        resolvers.push("dnsConfig.searches");
+    }
     if !resolvers.is_empty() {
         routes.push(Route {
             place: resolvers.join(", "),
@@ -493,7 +500,7 @@ mod tests {
                 "env[2] AWS_IGNORE_CONFIGURED_ENDPOINT_URLS drops the configured endpoint",
                 "env[3] AWS_CONFIG_FILE can set endpoint_url when AWS_ENDPOINT_URL is unset",
                 "env[4] AWS_PROFILE selects a config profile, whose endpoint_url can apply",
-                "env[5] AWS_CA_BUNDLE changes the trusted roots",
+                "env[5] AWS_CA_BUNDLE sets the client's trusted roots (DittoFS v0.12.0 then fails to start the store)",
                 "env[6] SSL_CERT_FILE replaces the trusted roots",
                 "env[7] SSL_CERT_DIR replaces the trusted roots",
                 "env[8] AWS_SHARED_CREDENTIALS_FILE can set endpoint_url when AWS_ENDPOINT_URL is unset",
@@ -610,7 +617,12 @@ mod tests {
         );
         assert_eq!(
             described(json!({"dnsPolicy": "None", "dnsConfig": {"searches": ["x"]}})),
-            ["dnsPolicy None chooses who resolves the endpoint's host name"]
+            ["dnsPolicy None, dnsConfig.searches chooses who resolves the endpoint's host name"]
+        );
+        assert_eq!(
+            described(json!({"dnsConfig": {"searches": ["attacker.example"],
+                                            "options": [{"name": "ndots", "value": "5"}]}})),
+            ["dnsConfig.searches chooses who resolves the endpoint's host name"]
         );
         for spec in [
             json!({"dnsPolicy": "ClusterFirst", "hostAliases": [], "dnsConfig": {"nameservers": []}}),
