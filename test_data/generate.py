@@ -738,7 +738,8 @@ def hostile_fixtures(sample):
     sts_case("statefulset-owners-string", put(["metadata", "ownerReferences"], "DittoServer"), "accept")
     sts_case("statefulset-owners-not-objects", put(["metadata", "ownerReferences"], [1, None, "x"]), "accept")
     sts_case("statefulset-template-null", put(["spec", "template"], None), "reject:spec.template is malformed", [ditto_ok, secret_ok])
-    sts_case("statefulset-update-old-object-garbage", lambda o: o, "warn:kept the S3 env and hash", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=not_found("dittofs.dittofs.com/v1alpha1", "DittoServer", name))], "UPDATE", "not an object")
+    # The stored revision is garbage: nothing of the policy's to keep, and the warning says so.
+    sts_case("statefulset-update-old-object-garbage", lambda o: o, "warn:left as they came", [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, error=not_found("dittofs.dittofs.com/v1alpha1", "DittoServer", name))], "UPDATE", "not an object")
 
     # Requests of the wrong shape
     bad = admission_request("odd", DITTOSERVER_GVK, DITTOSERVER_GVR, ditto)
