@@ -74,7 +74,7 @@ fn add_once<'v>(secrets: &mut Vec<NamedSecret<'v>>, secret: NamedSecret<'v>) {
 
 /// The Secrets `object` names, first naming only; `Err` names a reference that is not a valid
 /// Secret name, so that nothing is asked about (or looked up for) a name that is not one.
-pub fn named_secrets(object: &Value) -> Result<Vec<NamedSecret<'_>>, String> {
+fn named_secrets(object: &Value) -> Result<Vec<NamedSecret<'_>>, String> {
     let mut named = Vec::new();
     for reference in references(object) {
         add_once(&mut named, reference?);
