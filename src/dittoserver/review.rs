@@ -701,6 +701,22 @@ mod tests {
         assert_eq!(asked_and_read(&cluster), (false, false));
     }
 
+    /// The rejection of mallory's UPDATE of `stored` to `object`, under default settings.
+    fn refused_to_mallory(object: &Value, stored: &Value, cluster: &dyn Cluster) -> String {
+        let decision = write_as(
+            "mallory",
+            &[],
+            object,
+            Some(stored),
+            &Settings::default(),
+            cluster,
+        );
+        match decision.verdict {
+            Verdict::Reject(message) => message,
+            _ => panic!("expected a rejection, got {decision:?}"),
+        }
+    }
+
     /// A change of a DittoServer, by the field it changes.
     type Change = (&'static str, fn(&mut Value));
 
@@ -734,17 +750,7 @@ mod tests {
             let mut changed = stored.clone();
             change(&mut changed);
             let refused = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
-            let decision = write_as(
-                "mallory",
-                &[],
-                &changed,
-                Some(&stored),
-                &Settings::default(),
-                &refused,
-            );
-            let Verdict::Reject(message) = &decision.verdict else {
-                panic!("{field}: expected a rejection, got {decision:?}")
-            };
+            let message = &refused_to_mallory(&changed, &stored, &refused);
             assert!(
                 message.contains(&format!("(this write changes {field})"))
                     && message.contains("user \"mallory\" may not get Secret \"s3-creds\""),
@@ -792,17 +798,7 @@ mod tests {
         let mut evil = stored.clone();
         evil["spec"] = json!({"image": "attacker.example/dittofs:evil"});
         let cluster = cluster_with(Ok(secret(good_data()))).with_access("mallory", Ok(false));
-        let decision = write_as(
-            "mallory",
-            &[],
-            &evil,
-            Some(&stored),
-            &Settings::default(),
-            &cluster,
-        );
-        let Verdict::Reject(message) = &decision.verdict else {
-            panic!("expected a rejection, got {decision:?}")
-        };
+        let message = refused_to_mallory(&evil, &stored, &cluster);
         assert!(
             message.contains("user \"mallory\" may not get Secret \"s3-creds\"")
                 && message.contains("(this write changes spec.image, spec.s3)"),
