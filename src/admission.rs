@@ -11,6 +11,7 @@ use crate::cluster::{Cluster, Requester};
 use crate::decision::Decision;
 use crate::dittoserver;
 use crate::dittoserver::review::DittoServerRequest;
+use crate::secret_guard::{self, SecretWrite};
 use crate::settings::{Settings, WorkloadMode};
 use crate::workload::{self, WorkloadKind, WorkloadRequest};
 
@@ -31,6 +32,18 @@ struct Payload<'a> {
 enum Target {
     DittoServer,
     Workload(WorkloadKind),
+    Secret,
+}
+
+impl Target {
+    /// The operations this kind's review acts on: a Secret's deletion can break a DittoServer,
+    /// a DittoServer's or a workload's cannot change what runs.
+    fn acts_on(&self, operation: &str) -> bool {
+        match self {
+            Self::Secret => matches!(operation, "CREATE" | "UPDATE" | "DELETE"),
+            Self::DittoServer | Self::Workload(_) => matches!(operation, "CREATE" | "UPDATE"),
+        }
+    }
 }
 
 /// The kind of request the policy reviews, from the request's kind alone.
@@ -39,23 +52,27 @@ fn kind_target(kind: &GroupVersionKind) -> Option<Target> {
         (DITTOFS_GROUP, "DittoServer") => Some(Target::DittoServer),
         ("", "Pod") => Some(Target::Workload(WorkloadKind::Pod)),
         ("apps", "StatefulSet") => Some(Target::Workload(WorkloadKind::StatefulSet)),
+        ("", "Secret") => Some(Target::Secret),
         _ => None,
     }
 }
 
 /// Whether a request still unparsed may concern the policy: a false answer is final (another
-/// kind, an operation other than CREATE and UPDATE, a workload that is not DittoFS's), so the
-/// request is accepted without building its objects.
+/// kind, an operation the kind's review does not act on, a workload that is not DittoFS's), so
+/// the request is accepted without building its objects.
 fn may_concern(request: &raw::KubernetesAdmissionRequest<'_>) -> bool {
-    if !matches!(request.operation.as_str(), "CREATE" | "UPDATE")
-        || !request.sub_resource.is_empty()
-    {
+    if !request.sub_resource.is_empty() {
         return false;
     }
-    match kind_target(&request.kind) {
-        None => false,
-        Some(Target::DittoServer) => true,
-        Some(Target::Workload(kind)) => request
+    let Some(target) = kind_target(&request.kind) else {
+        return false;
+    };
+    if !target.acts_on(&request.operation) {
+        return false;
+    }
+    match target {
+        Target::DittoServer | Target::Secret => true,
+        Target::Workload(kind) => request
             .owner_fields()
             .is_none_or(|owner| workload::owning_dittoserver(kind, &owner).is_some()),
     }
@@ -76,8 +93,10 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
     {
         return None;
     }
+    if !target.acts_on(&request.operation) {
+        return None;
+    }
     let acts_on = match request.operation.as_str() {
-        "CREATE" => true,
         // Only a stored object can be being deleted (the API server clears the field on create).
         // Such an update only loses finalizers or is torn down: never block it. A DittoServer's
         // spec can still be changed then, and a spec change is judged (a Secret named during
@@ -87,7 +106,7 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
                 || (matches!(target, Target::DittoServer)
                     && request.object.get("spec") != request.old_object.get("spec"))
         }
-        _ => false,
+        _ => true,
     };
     acts_on.then_some(target)
 }
@@ -145,6 +164,17 @@ pub fn decide(
             return dittoserver::review::review(&ditto_request, settings, cluster);
         }
         Target::Workload(kind) => kind,
+        Target::Secret => {
+            let write = match request.operation.as_str() {
+                "CREATE" => SecretWrite::Create(&request.object),
+                "UPDATE" => SecretWrite::Update {
+                    object: &request.object,
+                    stored: &request.old_object,
+                },
+                _ => SecretWrite::Delete(&request.old_object),
+            };
+            return secret_guard::guard(&write, namespace, settings, cluster);
+        }
     };
     let workload_request = WorkloadRequest {
         kind: workload_kind,
@@ -222,6 +252,38 @@ mod tests {
 
     fn bad_ditto() -> Value {
         json!({"metadata": {"name": "d"}, "spec": {"s3": {"region": "NOPE"}}})
+    }
+
+    #[test]
+    fn secret_writes_reach_the_guard_deletions_included_subresources_never() {
+        use crate::cluster::ObjectRef;
+        let ditto = json!({"metadata": {"name": "d"}, "spec": {"s3": {"credentialsSecretRef": {"secretName": "c"}}}});
+        let cluster = FakeCluster::default().with(ObjectRef::ditto_server("ns", "d"), Ok(ditto));
+        let secret = json!({"metadata": {"name": "c"}, "data": {}});
+        let kind = json!({"group": "", "version": "v1", "kind": "Secret"});
+        let raw = |operation: &str, sub_resource: &str| {
+            serde_json::to_vec(
+                &json!({"request": {"uid": "1", "kind": kind, "operation": operation,
+                "subResource": sub_resource, "namespace": "ns", "name": "c",
+                "object": if operation == "DELETE" { Value::Null } else { secret.clone() },
+                "oldObject": if operation == "CREATE" { Value::Null } else { secret.clone() }},
+                "settings": {}}),
+            )
+            .expect("json")
+        };
+        let rejected = |decision: Decision| matches!(decision.verdict, Verdict::Reject(_));
+        assert!(rejected(decide_payload(&raw("DELETE", ""), &cluster)));
+        assert!(rejected(decide_payload(&raw("CREATE", ""), &cluster)));
+        assert_eq!(cluster.lookups.borrow().len(), 2);
+        assert_eq!(
+            decide_payload(&raw("DELETE", "status"), &cluster),
+            Decision::accept()
+        );
+        assert_eq!(
+            decide_payload(&raw("CONNECT", ""), &cluster),
+            Decision::accept()
+        );
+        assert_eq!(cluster.lookups.borrow().len(), 2);
     }
 
     #[test]

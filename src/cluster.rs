@@ -86,6 +86,66 @@ impl fmt::Display for ObjectRef<'_> {
     }
 }
 
+/// The objects of one namespaced kind in one namespace, to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListRef<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+}
+
+impl<'a> ListRef<'a> {
+    pub fn ditto_servers(namespace: &'a str) -> Self {
+        Self {
+            api_version: DITTOSERVER_API_VERSION,
+            kind: DITTOSERVER_KIND,
+            namespace,
+        }
+    }
+}
+
+impl ListRef<'_> {
+    /// The items of a list answer, each checked to be of the kind and namespace asked for.
+    fn items(&self, answer: Value) -> Result<Vec<Value>, LookupError> {
+        let Value::Object(mut answer) = answer else {
+            return Err(LookupError::Failed(
+                "the host answered the list with something else than a list".to_owned(),
+            ));
+        };
+        let items = match answer.remove("items") {
+            Some(Value::Array(items)) => items,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => {
+                return Err(LookupError::Failed(
+                    "the host answered the list with something else than a list".to_owned(),
+                ));
+            }
+        };
+        // Items may leave kind and namespace out (the API server does in typed lists); one
+        // that names another kind or namespace is not about this list.
+        let differs = |item: &Value, field: &str, asked: &str| {
+            item.pointer(field)
+                .is_some_and(|value| value.as_str() != Some(asked))
+        };
+        if items.iter().any(|item| {
+            !item.is_object()
+                || differs(item, "/kind", self.kind)
+                || differs(item, "/metadata/namespace", self.namespace)
+        }) {
+            return Err(LookupError::Failed(
+                "the host answered with objects of another kind or namespace".to_owned(),
+            ));
+        }
+        Ok(items)
+    }
+}
+
+impl fmt::Display for ListRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the {}s of namespace \"{}\"", self.kind, self.namespace)
+    }
+}
+
 /// Why a lookup gave no object. The texts come from the host and never carry object data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
@@ -126,6 +186,18 @@ impl LookupError {
         );
         if message.lines().next() == Some(not_found.as_str()) {
             Self::NotFound
+        } else {
+            Self::Failed(quote(message))
+        }
+    }
+}
+
+impl LookupError {
+    /// Classifies a host error for a list: a list has no "not found", only denials and failures.
+    pub fn from_list_host_message(message: &str) -> Self {
+        let message = unwrap_host_text(message);
+        if DENIAL_MARKERS.iter().any(|marker| message.contains(marker)) {
+            Self::AccessDenied(quote(message))
         } else {
             Self::Failed(quote(message))
         }
@@ -211,6 +283,18 @@ pub trait Cluster {
         secret: ObjectRef<'_>,
     ) -> Result<bool, LookupError>;
 
+    /// Lists the objects of `list` as raw JSON (the list object). `fields` as for `fetch`; the
+    /// host answers from a watch it keeps per query, so a query must stay the same across calls.
+    fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Value, LookupError>;
+
+    /// `fetch_list`, for a valid namespace only; the items, each of the kind and namespace asked.
+    fn list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<Value>, LookupError> {
+        crate::naming::dns1123_label(list.namespace).map_err(|_| {
+            LookupError::Failed("not looked up: its namespace is not a valid name".to_owned())
+        })?;
+        list.items(self.fetch_list(list, fields)?)
+    }
+
     /// `fetch`, maybe from the host's cache, for a valid name only, answered with that object.
     fn get(&self, object: ObjectRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
         checked_fetch(self, object, fields, Freshness::Cached)
@@ -275,6 +359,30 @@ impl Cluster for HostCluster {
         )
         .map_err(|error| LookupError::from_host_message(object, &error.to_string()))?;
         // A syntax error message carries no input text, but keep it out anyway.
+        serde_json::from_slice(&answer)
+            .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
+    }
+
+    fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+        use kubewarden_policy_sdk::host_capabilities::kubernetes::ListResourcesByNamespaceRequest;
+
+        let request = ListResourcesByNamespaceRequest {
+            api_version: list.api_version.to_owned(),
+            kind: list.kind.to_owned(),
+            namespace: list.namespace.to_owned(),
+            label_selector: None,
+            field_selector: None,
+            field_masks: (!fields.is_empty()).then(|| fields.iter().cloned().collect()),
+        };
+        let payload = serde_json::to_vec(&request)
+            .map_err(|_| LookupError::Failed("cannot encode the list request".to_owned()))?;
+        let answer = kubewarden_policy_sdk::wapc_guest::host_call(
+            "kubewarden",
+            "kubernetes",
+            "list_resources_by_namespace",
+            &payload,
+        )
+        .map_err(|error| LookupError::from_list_host_message(&error.to_string()))?;
         serde_json::from_slice(&answer)
             .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
     }
@@ -346,6 +454,8 @@ pub mod fake {
         /// Access answers by user name, and by user name and Secret name; users not listed
         /// may read every Secret.
         access: HashMap<(String, Option<String>), Result<bool, LookupError>>,
+        /// List answers by kind and namespace that replace the one built from `answers`.
+        lists: HashMap<(String, String), Result<Value, LookupError>>,
         pub lookups: RefCell<Vec<String>>,
     }
 
@@ -359,6 +469,13 @@ pub mod fake {
                 ),
                 answer,
             );
+            self
+        }
+
+        /// Answers the list of `list` with `answer` instead of the objects given with `with`.
+        pub fn with_list(mut self, list: ListRef<'_>, answer: Result<Value, LookupError>) -> Self {
+            self.lists
+                .insert((list.kind.to_owned(), list.namespace.to_owned()), answer);
             self
         }
 
@@ -440,6 +557,35 @@ pub mod fake {
                 .or_else(|| self.access.get(&(user, None)))
                 .cloned()
                 .unwrap_or(Ok(true))
+        }
+
+        fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+            self.lookups.borrow_mut().push(format!("list {list}"));
+            let key = (list.kind.to_owned(), list.namespace.to_owned());
+            if let Some(answer) = self.lists.get(&key) {
+                return answer.clone();
+            }
+            let mut items: Vec<(&String, Value)> = self
+                .answers
+                .iter()
+                .filter(|((kind, namespace, _), _)| *kind == key.0 && *namespace == key.1)
+                .filter_map(|((_, _, name), answer)| Some((name, answer.clone().ok()?)))
+                .collect();
+            items.sort_by(|a, b| a.0.cmp(b.0));
+            let items = items
+                .into_iter()
+                .map(|(_, item)| {
+                    if self.pruning && !fields.is_empty() {
+                        prune(item, fields)
+                    } else {
+                        item
+                    }
+                })
+                .collect();
+            Ok(
+                serde_json::json!({"apiVersion": list.api_version, "kind": format!("{}List", list.kind),
+                "metadata": {"resourceVersion": "1"}, "items": Value::Array(items)}),
+            )
         }
 
         fn fetch(

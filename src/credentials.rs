@@ -256,6 +256,41 @@ pub struct EndpointFinding {
     pub message: String,
 }
 
+/// One way a Secret breaks the rules for the entries a DittoServer consumes, never quoting a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialProblem {
+    /// `entry "<key>" <rule>`.
+    pub message: String,
+    /// Breaks `allowedEndpointHosts`: a hard rule wherever the Secret is checked.
+    pub hard: bool,
+}
+
+/// Every problem of the entries `keys` names in `secret`: the required ones present and
+/// non-empty, valid base64, and the endpoint (when there is one) within the endpoint rules.
+/// The DittoServer review and the Secret guard apply exactly these.
+pub fn credential_problems(
+    secret: &SecretData<'_>,
+    keys: &SecretKeys,
+    settings: &Settings,
+) -> Vec<CredentialProblem> {
+    let mut problems: Vec<CredentialProblem> = ConsumedCredentials::read(secret, keys)
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(|problem| CredentialProblem {
+            message: problem.to_string(),
+            hard: false,
+        })
+        .collect();
+    problems.extend(
+        endpoint_finding(secret, &keys.endpoint, settings).map(|finding| CredentialProblem {
+            message: finding.message,
+            hard: finding.problem.breaks_allow_list(),
+        }),
+    );
+    problems
+}
+
 /// Checks the endpoint entry, when the Secret has one, against the settings' endpoint rules.
 pub fn endpoint_finding(
     secret: &SecretData<'_>,

@@ -184,6 +184,16 @@ pub fn parse_s3(object: &Value) -> Result<Option<S3Spec>, Vec<Violation>> {
     }))
 }
 
+/// `spec.s3.credentialsSecretRef` alone, when it is valid: what a DittoServer listed with only
+/// that field (the Secret guard's list) says about the Secret it consumes.
+pub fn credentials_ref(object: &Value) -> Option<CredentialsRef> {
+    let reference = object
+        .pointer("/spec/s3/credentialsSecretRef")?
+        .as_object()?;
+    let mut check = Checker::default();
+    parse_credentials_ref(&mut check, reference).filter(|_| check.violations.is_empty())
+}
+
 fn parse_credentials_ref(
     check: &mut Checker,
     reference: &Map<String, Value>,

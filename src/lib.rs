@@ -30,6 +30,7 @@ pub mod dittoserver;
 pub mod naming;
 #[cfg(test)]
 mod properties;
+pub mod secret_guard;
 pub mod settings;
 #[cfg(test)]
 mod test_support;

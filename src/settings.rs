@@ -52,6 +52,17 @@ pub enum OnCredentialRoute {
     Warn,
 }
 
+/// What the Secret guard does with a Secret write that would break a DittoServer naming it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretGuard {
+    /// Refuse the write, naming each DittoServer it would break.
+    #[default]
+    Reject,
+    /// Accept it with a warning that names them.
+    Warn,
+}
+
 /// How Pods and StatefulSets are handled.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -73,6 +84,7 @@ pub struct Settings {
     pub on_env_conflict: OnEnvConflict,
     pub on_credential_route: OnCredentialRoute,
     pub workloads: WorkloadMode,
+    pub secret_guard: SecretGuard,
     /// `None` allows any valid region.
     #[serde(deserialize_with = "empty_means_any")]
     pub allowed_regions: Option<Vec<String>>,
@@ -92,6 +104,7 @@ impl Default for Settings {
             on_env_conflict: OnEnvConflict::default(),
             on_credential_route: OnCredentialRoute::default(),
             workloads: WorkloadMode::default(),
+            secret_guard: SecretGuard::default(),
             allowed_regions: None,
             allowed_endpoint_hosts: None,
             allow_insecure_endpoint: false,

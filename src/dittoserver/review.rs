@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{CredentialsRef, S3Spec, access, compatibility, parse_s3};
 use crate::cluster::{Cluster, LookupError, ObjectRef, Requester};
-use crate::credentials::{ConsumedCredentials, SecretData, consumed_fields, endpoint_finding};
+use crate::credentials::{SecretData, consumed_fields, credential_problems};
 use crate::decision::Decision;
 use crate::naming;
 use crate::settings::{SecretAccessCheck, SecretCheck, Settings};
@@ -175,20 +175,13 @@ fn check_secret(
         Err(problem) => return soft(format!("cannot check {secret_ref}: {problem}")),
     };
 
-    let mut findings = Vec::new();
-    if let Err(problems) = ConsumedCredentials::read(&data, &credentials.keys) {
-        findings.extend(problems.iter().map(|problem| SecretFinding {
-            message: format!("{secret_ref}: {problem}"),
-            hard: false,
-        }));
-    }
-    if let Some(finding) = endpoint_finding(&data, &credentials.keys.endpoint, settings) {
-        findings.push(SecretFinding {
-            message: format!("{secret_ref}: {}", finding.message),
-            hard: finding.problem.breaks_allow_list(),
-        });
-    }
-    findings
+    credential_problems(&data, &credentials.keys, settings)
+        .into_iter()
+        .map(|problem| SecretFinding {
+            message: format!("{secret_ref}: {}", problem.message),
+            hard: problem.hard,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,204 @@
+//! The Secret guard: a Secret write that would break a DittoServer naming it is refused where it
+//! happens, instead of when a pod restarts (kubelet reads the Secret again at every start).
+//!
+//! The DittoServers of the Secret's namespace are listed once (the host answers from a watch it
+//! keeps); each one that names the Secret in `spec.s3.credentialsSecretRef`, and is not being
+//! deleted, has the Secret checked with the DittoServer review's rules for the keys it consumes.
+
+use serde_json::Value;
+
+use crate::cluster::{Cluster, ListRef};
+use crate::credentials::{SecretData, credential_problems};
+use crate::decision::Decision;
+use crate::dittoserver::{self, CredentialsRef};
+use crate::settings::{SecretGuard, Settings};
+
+/// What the list asks of each DittoServer: its name and the reference; nothing else is read.
+pub const LISTED_FIELDS: [&str; 2] = ["metadata.name", "spec.s3.credentialsSecretRef"];
+
+/// A write of a Secret, as the guard needs it.
+pub enum SecretWrite<'a> {
+    Create(&'a Value),
+    Update {
+        object: &'a Value,
+        stored: &'a Value,
+    },
+    Delete(&'a Value),
+}
+
+impl SecretWrite<'_> {
+    /// The Secret as it is when the write is done (as it was, for a DELETE).
+    fn secret(&self) -> &Value {
+        match self {
+            Self::Create(object) | Self::Update { object, .. } | Self::Delete(object) => object,
+        }
+    }
+}
+
+/// A DittoServer that consumes the Secret, with the keys it reads.
+struct Consumer {
+    name: String,
+    keys: CredentialsRef,
+}
+
+/// Decides on a Secret CREATE, UPDATE or DELETE in `namespace`.
+pub fn guard(
+    write: &SecretWrite<'_>,
+    namespace: &str,
+    settings: &Settings,
+    cluster: &dyn Cluster,
+) -> Decision {
+    // Labels, annotations and owners change often (controllers, kubectl apply): only the
+    // entries decide what DittoFS runs with, so a write that keeps them needs no lookup.
+    if let SecretWrite::Update { object, stored } = write
+        && object.get("data") == stored.get("data")
+    {
+        return Decision::accept();
+    }
+    let name = match write
+        .secret()
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+    {
+        Some(name) if !name.is_empty() => name,
+        // A generateName'd Secret is new: no DittoServer can name it yet.
+        _ => return Decision::accept(),
+    };
+    let what = format!("Secret \"{name}\"");
+    let fields = LISTED_FIELDS.map(str::to_owned);
+    let servers = match cluster.list(ListRef::ditto_servers(namespace), &fields) {
+        Ok(servers) => servers,
+        // Never block Secret writes on a lookup: the pod-time checks still stand.
+        Err(error) => {
+            return Decision::accept().with_warnings(vec![format!(
+                "{what} was not checked against the DittoServers that may use it: listing them: {error}"
+            )]);
+        }
+    };
+    let consumers = consumers(&servers, name);
+    if consumers.is_empty() {
+        return Decision::accept();
+    }
+    let breaks = match write {
+        SecretWrite::Delete(_) => {
+            let message = format!(
+                "{what} is named by {} (spec.s3.credentialsSecretRef): without it their DittoFS pods cannot start",
+                list(
+                    consumers
+                        .iter()
+                        .map(|consumer| format!("DittoServer \"{}\"", consumer.name))
+                )
+            );
+            return verdict(settings, &format!("deleting {what}"), message);
+        }
+        SecretWrite::Create(object) => breaks(&consumers, object, None, settings),
+        SecretWrite::Update { object, stored } => {
+            breaks(&consumers, object, Some(stored), settings)
+        }
+    };
+    let warnings: Vec<String> = breaks
+        .already
+        .iter()
+        .map(|broken| format!("{what} still breaks {broken}"))
+        .collect();
+    if breaks.new.is_empty() {
+        return Decision::accept().with_warnings(warnings);
+    }
+    let message = format!("it would break {}", list(breaks.new.into_iter()));
+    verdict(settings, &what, message).with_warnings(warnings)
+}
+
+/// Refused, or accepted with a warning, as `secretGuard` says.
+fn verdict(settings: &Settings, what: &str, message: String) -> Decision {
+    match settings.secret_guard {
+        SecretGuard::Reject => Decision::reject(format!("{what} is rejected: {message}")),
+        SecretGuard::Warn => {
+            Decision::accept().with_warnings(vec![format!("{what} is accepted, but {message}")])
+        }
+    }
+}
+
+/// The DittoServers of `servers` that name `secret` and are not being deleted, by name.
+fn consumers(servers: &[Value], secret: &str) -> Vec<Consumer> {
+    let mut consumers: Vec<Consumer> = servers
+        .iter()
+        .filter(|server| {
+            server
+                .pointer("/metadata/deletionTimestamp")
+                .is_none_or(Value::is_null)
+        })
+        .filter_map(|server| {
+            let keys = dittoserver::credentials_ref(server)?;
+            let name = server.pointer("/metadata/name")?.as_str()?;
+            (keys.secret_name == secret).then(|| Consumer {
+                name: name.to_owned(),
+                keys,
+            })
+        })
+        .collect();
+    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    consumers
+}
+
+/// Each DittoServer the Secret breaks, as `DittoServer "name" (problems)`: `new` for those
+/// this write breaks, `already` for those the stored Secret broke the same way.
+struct Breaks {
+    new: Vec<String>,
+    already: Vec<String>,
+}
+
+fn breaks(
+    consumers: &[Consumer],
+    object: &Value,
+    stored: Option<&Value>,
+    settings: &Settings,
+) -> Breaks {
+    let mut found = Breaks {
+        new: Vec::new(),
+        already: Vec::new(),
+    };
+    for consumer in consumers {
+        let problems = problems_of(object, &consumer.keys, settings);
+        if problems.is_empty() {
+            continue;
+        }
+        let broken = format!(
+            "DittoServer \"{}\" ({})",
+            consumer.name,
+            problems.join("; ")
+        );
+        // A Secret that was already broken this way can be repaired in steps: the steps are
+        // not refused for what they did not cause.
+        let was = stored.map(|stored| problems_of(stored, &consumer.keys, settings));
+        if was.is_some_and(|was| problems.iter().all(|problem| was.contains(problem))) {
+            found.already.push(broken);
+        } else {
+            found.new.push(broken);
+        }
+    }
+    found
+}
+
+/// The DittoServer review's rules for the entries `keys` names, as messages without values.
+fn problems_of(secret: &Value, keys: &CredentialsRef, settings: &Settings) -> Vec<String> {
+    match SecretData::from_object(secret) {
+        Ok(data) => credential_problems(&data, &keys.keys, settings)
+            .into_iter()
+            .map(|problem| problem.message)
+            .collect(),
+        Err(problem) => vec![problem.to_owned()],
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
