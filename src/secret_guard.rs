@@ -16,6 +16,18 @@ use crate::settings::{SecretGuard, Settings};
 /// What the list asks of each DittoServer: its name and the reference; nothing else is read.
 pub const LISTED_FIELDS: [&str; 2] = ["metadata.name", "spec.s3.credentialsSecretRef"];
 
+/// Secret types that hold something else than S3 credentials (the API server checks their keys):
+/// never looked at, here and in the kit's matchConditions (which mirror this list), so that the
+/// many writes of tokens, certificates and Helm releases cost a cluster nothing.
+pub const NOT_CREDENTIALS: [&str; 6] = [
+    "kubernetes.io/service-account-token",
+    "kubernetes.io/tls",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/dockerconfigjson",
+    "bootstrap.kubernetes.io/token",
+    "helm.sh/release.v1",
+];
+
 /// A write of a Secret, as the guard needs it.
 pub enum SecretWrite<'a> {
     Create(&'a Value),
@@ -52,6 +64,14 @@ pub fn guard(
     // entries decide what DittoFS runs with, so a write that keeps them needs no lookup.
     if let SecretWrite::Update { object, stored } = write
         && object.get("data") == stored.get("data")
+    {
+        return Decision::accept();
+    }
+    if write
+        .secret()
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| NOT_CREDENTIALS.contains(&kind))
     {
         return Decision::accept();
     }

@@ -351,3 +351,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn secrets_that_cannot_hold_credentials_are_never_looked_at() {
+    let cluster = cluster(&[named("a", "creds")]);
+    for kind in NOT_CREDENTIALS {
+        let mut token = edited("accessKeyId", None);
+        token["type"] = json!(kind);
+        assert_eq!(
+            update(&cluster, &good(), &token, &Settings::default()),
+            Decision::accept()
+        );
+    }
+    assert!(cluster.lookups.borrow().is_empty());
+}

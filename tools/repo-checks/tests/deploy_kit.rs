@@ -1,6 +1,6 @@
 //! The deploy kit agrees with metadata.yml, grants nothing beyond what the policy asks the host
-//! for, and keeps its blast radius small: three policies with one job each, DittoFS objects
-//! only, two PolicyServer replicas with a disruption budget, explicit timeouts.
+//! for, and keeps its blast radius small: four policies with one job each, DittoFS objects
+//! and the Secrets DittoServers name only, two PolicyServer replicas with a disruption budget, explicit timeouts.
 
 mod common;
 
@@ -47,11 +47,12 @@ fn resources_of(rules: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn policies() -> [(&'static str, Value); 3] {
+fn policies() -> [(&'static str, Value); 4] {
     [
         ("inject", yaml("deploy/mutating-policy.yaml")),
         ("validate", yaml("deploy/validating-policy.yaml")),
         ("drift", yaml("deploy/drift-policy.yaml")),
+        ("guard", yaml("deploy/secret-guard-policy.yaml")),
     ]
 }
 
@@ -168,6 +169,39 @@ fn validate_policy_sees_dittoservers_only_and_audits_them() {
     assert_eq!(
         tuples, expected,
         "no workload rule: verify mode never sees a live write"
+    );
+}
+
+#[test]
+fn secret_guard_sees_secret_writes_only_fails_open_and_audits() {
+    let policy = yaml("deploy/secret-guard-policy.yaml");
+    let spec = &policy["spec"];
+    assert_eq!(spec["mutating"], json!(false));
+    assert_eq!(spec["mode"], json!("protect"));
+    assert_eq!(spec["backgroundAudit"], json!(true));
+    assert_eq!(
+        spec["failurePolicy"],
+        json!("Ignore"),
+        "it sees every Secret write: an outage must not block them"
+    );
+    deployed_settings(&policy);
+    let tuples = rule_tuples(&spec["rules"]);
+    let expected: BTreeSet<_> = ["CREATE", "UPDATE", "DELETE"]
+        .into_iter()
+        .map(|operation| {
+            (
+                String::new(),
+                "v1".to_owned(),
+                "secrets".to_owned(),
+                operation.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(tuples, expected);
+    assert_eq!(
+        spec["contextAwareResources"],
+        json!([{"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer"}]),
+        "it lists DittoServers and reads no other Secret"
     );
 }
 
@@ -349,6 +383,17 @@ fn grants_for(metadata: &Value) -> BTreeSet<(String, String, String)> {
                     grants.insert((group.to_owned(), resource.to_owned(), "get".to_owned()));
                 }
             }
+            // The Secret guard lists DittoServers (secret_guard, ListRef::ditto_servers); the
+            // host answers from a watch it starts, hence watch too.
+            "kubernetes/list_resources_by_namespace" => {
+                for verb in ["list", "watch"] {
+                    grants.insert((
+                        "dittofs.dittofs.com".to_owned(),
+                        "dittoservers".to_owned(),
+                        verb.to_owned(),
+                    ));
+                }
+            }
             "kubernetes/can_i" => {
                 grants.insert((
                     "authorization.k8s.io".to_owned(),
@@ -410,7 +455,7 @@ fn rbac_grants_what_the_host_capabilities_need_and_nothing_else() {
     assert_eq!(
         granted,
         grants_for(&metadata()),
-        "no list, no watch, nothing else"
+        "no Secret list, no watch but the DittoServers', nothing else"
     );
 
     let binding = documents
@@ -438,16 +483,37 @@ fn every_deploy_manifest_parses_into_known_kinds() {
         "PolicyServer",
         "ClusterAdmissionPolicy",
     ];
-    let entries = std::fs::read_dir(common::repo_path("deploy")).expect("deploy/");
-    for entry in entries {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .into_string()
-            .expect("utf-8");
-        for document in yaml_documents(&format!("deploy/{name}")) {
+    let files = ["deploy", "deploy/opt-in"].into_iter().flat_map(|folder| {
+        std::fs::read_dir(common::repo_path(folder))
+            .expect(folder)
+            .map(move |entry| {
+                let name = entry.expect("entry").file_name().into_string();
+                format!("{folder}/{}", name.expect("utf-8"))
+            })
+    });
+    for name in files.filter(|name| name.ends_with(".yaml")) {
+        for document in yaml_documents(&name) {
             let kind = document["kind"].as_str().unwrap_or_default();
             assert!(known.contains(&kind), "{name}: unexpected kind {kind:?}");
         }
     }
+}
+
+#[test]
+fn the_opt_in_audit_grant_lets_the_scanner_list_secrets_and_nothing_else() {
+    let documents = yaml_documents("deploy/opt-in/audit-scanner-secrets-rbac.yaml");
+    let role = documents
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("role");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}])
+    );
+    let binding = documents
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding")
+        .expect("binding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], json!("audit-scanner"));
 }

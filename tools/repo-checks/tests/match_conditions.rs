@@ -10,6 +10,7 @@
 mod common;
 
 use cel::{Context, Program};
+use dittofs_s3_policy::secret_guard::NOT_CREDENTIALS;
 use dittofs_s3_policy::workload::{WorkloadKind, owning_dittoserver};
 use serde_json::{Value, json};
 
@@ -86,7 +87,11 @@ fn requests() -> (Vec<Request>, Vec<String>) {
 /// UPDATE of an object not being deleted, or of a DittoServer being deleted whose spec changes;
 /// DittoServers, Pods and StatefulSets by group and kind) and, for workloads,
 /// workload::owning_dittoserver.
-fn policy_acts_on(request: &Request, workloads: bool) -> bool {
+fn policy_acts_on(request: &Request, job: Job) -> bool {
+    if request.field("/kind/kind") == "Secret" && request.field("/kind/group").is_empty() {
+        return job == Job::SecretGuard && secret_guard_acts_on(request);
+    }
+    let workloads = job == Job::Workloads;
     let object = request.object();
     let being_deleted = object
         .pointer("/metadata/deletionTimestamp")
@@ -104,13 +109,33 @@ fn policy_acts_on(request: &Request, workloads: bool) -> bool {
     }
     let kind = (request.field("/kind/group"), request.field("/kind/kind"));
     match kind {
-        ("dittofs.dittofs.com", "DittoServer") => !workloads,
+        ("dittofs.dittofs.com", "DittoServer") => job == Job::DittoServers,
         ("", "Pod") => workloads && owning_dittoserver(WorkloadKind::Pod, object).is_some(),
         ("apps", "StatefulSet") => {
             workloads && owning_dittoserver(WorkloadKind::StatefulSet, object).is_some()
         }
         _ => false,
     }
+}
+
+/// The Secret guard's own early returns (secret_guard::guard): a type in NOT_CREDENTIALS, an
+/// UPDATE that keeps the entries, an UPDATE of a Secret being deleted (admission::target).
+fn secret_guard_acts_on(request: &Request) -> bool {
+    let old = request.raw.get("oldObject").unwrap_or(&Value::Null);
+    let secret = match request.field("/operation") {
+        "CREATE" | "UPDATE" => request.object(),
+        "DELETE" => old,
+        _ => return false,
+    };
+    let kind = secret.get("type").and_then(Value::as_str).unwrap_or("");
+    if NOT_CREDENTIALS.contains(&kind) {
+        return false;
+    }
+    request.field("/operation") != "UPDATE"
+        || (secret.get("data") != old.get("data")
+            && secret
+                .pointer("/metadata/deletionTimestamp")
+                .is_none_or(Value::is_null))
 }
 
 /// Whether a policy's rules send the request to its webhook at all.
@@ -148,10 +173,18 @@ fn evaluate(program: &Program, request: &Value) -> Result<bool, String> {
     }
 }
 
+/// The one job each policy of the kit has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    DittoServers,
+    Workloads,
+    SecretGuard,
+}
+
 struct Policy {
     file: String,
     rules: Value,
-    workloads: bool,
+    job: Job,
     conditions: Vec<(String, Program)>,
 }
 
@@ -177,7 +210,7 @@ fn policies() -> Vec<Policy> {
             policies.push(compile(&file, &document));
         }
     }
-    assert_eq!(policies.len(), 3, "three policies, each with one job");
+    assert_eq!(policies.len(), 4, "four policies, each with one job");
     policies
 }
 
@@ -205,14 +238,22 @@ fn compile(file: &str, document: &Value) -> Policy {
     let workloads = resources
         .iter()
         .any(|r| *r == "pods" || *r == "statefulsets");
-    assert!(
-        !(workloads && resources.contains(&"dittoservers")),
-        "{file}: one job per policy: DittoServers or workloads, not both"
+    let secrets = resources.contains(&"secrets");
+    let jobs = [workloads, resources.contains(&"dittoservers"), secrets];
+    assert_eq!(
+        jobs.iter().filter(|job| **job).count(),
+        1,
+        "{file}: one job per policy: DittoServers, workloads or Secrets"
     );
+    let job = match (workloads, secrets) {
+        (true, _) => Job::Workloads,
+        (_, true) => Job::SecretGuard,
+        _ => Job::DittoServers,
+    };
     Policy {
         file: file.to_owned(),
         rules: spec["rules"].clone(),
-        workloads,
+        job,
         conditions,
     }
 }
@@ -247,7 +288,7 @@ fn conditions_admit_exactly_what_each_policy_acts_on() {
             if !rules_match(&policy.rules, request) {
                 continue;
             }
-            let expected = policy_acts_on(request, policy.workloads);
+            let expected = policy_acts_on(request, policy.job);
             match admitted(&policy, &request.raw) {
                 Ok(actual) if actual == expected => {
                     if actual {
@@ -453,9 +494,10 @@ fn conditions_on_deletes_updates_and_near_misses() {
             false,
         ),
     ];
-    for policy in policies() {
+    // The Secret guard's rules never send it these kinds (its own cases are below).
+    for policy in policies().into_iter().filter(|p| p.job != Job::SecretGuard) {
         for (index, (case, workload_admitted)) in cases.iter().enumerate() {
-            let expected = policy.workloads && *workload_admitted;
+            let expected = policy.job == Job::Workloads && *workload_admitted;
             let actual = admitted(&policy, case)
                 .unwrap_or_else(|e| panic!("{}: case {index}: {e}", policy.file));
             assert_eq!(actual, expected, "{}: case {index}: {case}", policy.file);
@@ -483,12 +525,71 @@ fn conditions_on_deletes_updates_and_near_misses() {
             let actual = admitted(&policy, &case).expect("no error");
             assert_eq!(
                 actual,
-                expected && !policy.workloads,
+                expected && policy.job == Job::DittoServers,
                 "{}: DittoServer {operation}",
                 policy.file
             );
         }
     }
+}
+
+/// Secret writes the samples do not cover: every type the guard skips, on each operation;
+/// UPDATEs that keep, add, change or drop the entries; a Secret being deleted.
+#[test]
+fn secret_guard_conditions_on_types_entries_and_deletions() {
+    let guard = policies()
+        .into_iter()
+        .find(|p| p.job == Job::SecretGuard)
+        .expect("the Secret guard");
+    let secret = |kind: &str, data: Value| json!({"metadata": {"name": "c", "namespace": "ns"}, "type": kind, "data": data});
+    let mut cases = Vec::new();
+    for kind in NOT_CREDENTIALS
+        .iter()
+        .copied()
+        .chain(["Opaque", "example.com/s3"])
+    {
+        let (old, new) = (
+            secret(kind, json!({"a": "QQ=="})),
+            secret(kind, json!({"a": "Qg=="})),
+        );
+        cases.push(("CREATE", new.clone(), Value::Null));
+        cases.push(("UPDATE", new, old.clone()));
+        cases.push(("DELETE", Value::Null, old));
+    }
+    let mut untyped = secret("Opaque", json!({"a": "QQ=="}));
+    untyped.as_object_mut().expect("object").remove("type");
+    let empty = secret("Opaque", Value::Null);
+    let mut without_data = empty.clone();
+    without_data.as_object_mut().expect("object").remove("data");
+    let mut relabelled = untyped.clone();
+    relabelled["metadata"]["labels"] = json!({"x": "y"});
+    let mut deleting = secret("Opaque", json!({"a": "Qg=="}));
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-05T00:00:00Z");
+    for (object, old) in [
+        (relabelled, untyped.clone()),
+        (without_data.clone(), untyped.clone()),
+        (untyped.clone(), without_data.clone()),
+        (without_data.clone(), empty),
+        (deleting, untyped.clone()),
+    ] {
+        cases.push(("UPDATE", object, old));
+    }
+    cases.push(("CREATE", untyped.clone(), Value::Null));
+    cases.push(("DELETE", Value::Null, untyped));
+    let mut admitted_count = 0;
+    for (operation, object, old) in cases {
+        let raw = json!({"uid": "1", "operation": operation, "object": object, "oldObject": old,
+                         "kind": {"group": "", "version": "v1", "kind": "Secret"}});
+        let request = Request {
+            name: format!("{operation} {object} {old}"),
+            raw: raw.clone(),
+        };
+        let expected = policy_acts_on(&request, Job::SecretGuard);
+        let actual = admitted(&guard, &raw).unwrap_or_else(|e| panic!("{}: {e}", request.name));
+        assert_eq!(actual, expected, "{}", request.name);
+        admitted_count += usize::from(actual);
+    }
+    assert!(admitted_count >= 8, "{admitted_count} admitted");
 }
 
 #[test]
@@ -517,6 +618,6 @@ fn a_broken_condition_is_caught() {
         .iter()
         .find(|r| r.name == "test_data/pod-create-not-dittofs.json")
         .expect("sample");
-    assert!(!policy_acts_on(not_dittofs, true));
+    assert!(!policy_acts_on(not_dittofs, Job::Workloads));
     assert_eq!(admitted(&policy, &not_dittofs.raw), Ok(true));
 }
