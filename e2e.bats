@@ -876,6 +876,70 @@ session_with_secret_name() {
   assert_no_warnings
 }
 
+# --- Secret guard: Secret writes that would break a DittoServer -------------------------------------
+
+@test "guard: a good rotation of a named Secret is accepted silently" {
+  evaluate secret-update-rotated.json session-guard-named.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "guard: a rotation that empties a key, drops one or sets an http endpoint is refused, naming the DittoServer and the rule" {
+  local request rule
+  for request in "secret-update-emptied.json:entry \"accessKeyId\" is empty" \
+    "secret-update-key-dropped.json:entry \"secretAccessKey\" is missing" \
+    "secret-update-http-endpoint.json:entry \"endpoint\" must use https"; do
+    rule=${request#*:}
+    evaluate "${request%%:*}" session-guard-named.yml
+    assert_rejected_with "Secret \"dittofs-s3-credentials\" is rejected: it would break DittoServer \"dittofs-s3-sample\" ($rule"
+    # The other DittoServer names another Secret; the retiring one is being deleted.
+    [[ $(response | jq -r .status.message) != *dittofs-archive* && $(response | jq -r .status.message) != *dittofs-retired* ]]
+  done
+}
+
+@test "guard: an endpoint outside allowedEndpointHosts is refused; secretGuard=warn admits it with the warning" {
+  evaluate secret-update-foreign-endpoint.json session-guard-named.yml '{"allowedEndpointHosts":["*.cubbit.eu"]}'
+  assert_rejected_with 'entry "endpoint" has a host that is not in allowedEndpointHosts'
+  evaluate secret-update-foreign-endpoint.json session-guard-named.yml '{"allowedEndpointHosts":["*.cubbit.eu"],"secretGuard":"warn"}'
+  assert_accepted
+  assert_warning 'Secret "dittofs-s3-credentials" is accepted, but it would break DittoServer "dittofs-s3-sample" (entry "endpoint" has a host'
+  evaluate secret-update-foreign-endpoint.json session-guard-named.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "guard: deleting a named Secret is refused; once its DittoServers are being deleted it is not" {
+  evaluate secret-delete.json session-guard-named.yml
+  assert_rejected_with 'deleting Secret "dittofs-s3-credentials" is rejected: Secret "dittofs-s3-credentials" is named by DittoServer "dittofs-s3-sample" (spec.s3.credentialsSecretRef)'
+  evaluate secret-delete.json session-guard-retiring.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "guard: a Secret no DittoServer names passes after one list; relabelling and TLS Secrets make none" {
+  evaluate secret-create-unnamed.json session-guard-named.yml
+  assert_accepted
+  assert_no_warnings
+  # An empty session: any lookup would fail, and a failed list warns.
+  evaluate secret-update-labels-only.json session-empty.yml
+  assert_accepted
+  assert_no_warnings
+  evaluate secret-create-tls.json session-empty.yml
+  assert_accepted
+  assert_no_warnings
+}
+
+@test "guard: a failed list never blocks the write, and says why it was not checked" {
+  evaluate secret-update-emptied.json session-guard-list-denied.yml
+  assert_accepted
+  assert_warning 'Secret "dittofs-s3-credentials" was not checked against the DittoServers that may use it: listing them: access denied (ApiError: dittoservers.dittofs.com is forbidden'
+}
+
+@test "guard: the audit scanner's replay of a broken Secret fails, so its PolicyReport lists it" {
+  evaluate secret-audit-broken.json session-guard-named.yml
+  assert_rejected_with 'it would break DittoServer "dittofs-s3-sample" (entry "accessKeyId" is empty)'
+}
+
 # --- Hostile inputs ---------------------------------------------------------------------------------
 
 @test "hostile inputs: every case of test_data/hostile/cases.tsv ends in a clear verdict, never a 500" {

@@ -762,12 +762,78 @@ def hostile_fixtures(sample):
     (out / "cases.tsv").write_text("".join(f"{r}\t{s}\t{e}\n" for r, s, e in cases))
 
 
+# --- Secret guard ------------------------------------------------------------------------------
+
+SECRET_GVK = {"group": "", "version": "v1", "kind": "Secret"}
+SECRET_GVR = {"group": "", "version": "v1", "resource": "secrets"}
+# What the guard asks of each DittoServer it lists (secret_guard::LISTED_FIELDS).
+LISTED_FIELDS = ["metadata.name", "spec.s3.credentialsSecretRef"]
+
+
+def list_exchange(items=(), *, error=None):
+    """kubernetes/list_resources_by_namespace for the DittoServers of NAMESPACE, as kwctl 1.35
+    records it; the payload is the list the host builds from its watch, items pruned to the masks."""
+    masks = "".join(f"- {field}\n" for field in sorted(LISTED_FIELDS))
+    request = (f"!KubernetesListResourceNamespace\napi_version: dittofs.dittofs.com/v1alpha1\nkind: DittoServer\n"
+               f"namespace: {NAMESPACE}\nlabel_selector: null\nfield_selector: null\nfield_masks:\n{masks}")
+    if error is not None:
+        return {"type": "Exchange", "request": request, "response": {"type": "Error", "message": error}}
+    listed = [json.loads(prune(json.dumps(item), LISTED_FIELDS)) for item in items]
+    payload = {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServerList",
+               "metadata": {"resourceVersion": "2001"}, "items": listed}
+    return {"type": "Exchange", "request": request,
+            "response": {"type": "Success", "payload": json.dumps(payload, separators=(",", ":"))}}
+
+
+def secret_object(data, name=SECRET_NAME, kind="Opaque"):
+    return dict(json.loads(secret_payload(data, name)), type=kind)
+
+
+def secret_guard_fixtures(sample):
+    """Secret writes: rotations good and bad, deletions, Secrets no DittoServer names."""
+    sample.setdefault("metadata", {})["uid"] = "7d1e3c2a-0000-4000-8000-000000000001"
+    sample["metadata"]["namespace"] = NAMESPACE
+    other = copy.deepcopy(sample)
+    other["metadata"]["name"] = "dittofs-archive"
+    other["spec"]["s3"]["credentialsSecretRef"] = {"secretName": "archive-s3-credentials"}
+    leaving = copy.deepcopy(sample)
+    leaving["metadata"].update(name="dittofs-retired", deletionTimestamp="2026-12-01T00:00:00Z")
+
+    def request(name, obj, operation="CREATE", old=None, user=ADMIN):
+        write_json(name, admission_request(name.removesuffix(".json"), SECRET_GVK, SECRET_GVR, obj, operation, old, user))
+
+    good = secret_object(GOOD_DATA)
+    request("secret-update-rotated.json", secret_object(dict(GOOD_DATA, secretAccessKey=b64("FAKE-ROTATED-SECRET-KEY-DO-NOT-USE"))), "UPDATE", good)
+    request("secret-update-emptied.json", secret_object(dict(GOOD_DATA, accessKeyId="")), "UPDATE", good)
+    request("secret-update-key-dropped.json", secret_object({k: v for k, v in GOOD_DATA.items() if k != "secretAccessKey"}), "UPDATE", good)
+    request("secret-update-http-endpoint.json", secret_object(dict(GOOD_DATA, endpoint=b64("http://minio.storage.svc:9000"))), "UPDATE", good)
+    request("secret-update-foreign-endpoint.json", secret_object(dict(GOOD_DATA, endpoint=b64("https://s3.amazonaws.com"))), "UPDATE", good)
+    relabelled = secret_object(GOOD_DATA)
+    relabelled["metadata"]["labels"] = {"rotated-by": "ops"}
+    request("secret-update-labels-only.json", relabelled, "UPDATE", good)
+    request("secret-delete.json", None, "DELETE", good)
+    request("secret-create-unnamed.json", secret_object({"password": b64("FAKE-SECRET-ACCESS-KEY-DO-NOT-USE")}, name="unrelated-app-secret"))
+    # The audit scanner replays a stored Secret as a CREATE without a user.
+    audit = admission_request("secret-audit-scan", SECRET_GVK, SECRET_GVR, secret_object(dict(GOOD_DATA, accessKeyId="")))
+    audit["userInfo"] = {}  # the audit scanner's requests carry no user
+    write_json("secret-audit-broken.json", audit)
+    tls = secret_object({"tls.crt": b64("FAKE CERT"), "tls.key": b64("FAKE KEY")}, name=SECRET_NAME, kind="kubernetes.io/tls")
+    request("secret-create-tls.json", tls)
+
+    write_session("session-guard-named.yml", [list_exchange([sample, other, leaving])])
+    write_session("session-guard-retiring.yml", [list_exchange([other, leaving])])
+    write_session("session-guard-list-denied.yml", [list_exchange(error=(
+        'ApiError: dittoservers.dittofs.com is forbidden: User "system:serviceaccount:kubewarden:dittofs-s3-policy-server" '
+        'cannot list resource "dittoservers" in API group "dittofs.dittofs.com" in the namespace "dittofs-system": Forbidden'))])
+
+
 def main():
     shared = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "dittofs")
     sample = yaml.safe_load((shared / "sample-dittoserver-s3.yaml").read_text())
     dittoserver_fixtures(copy.deepcopy(sample))
     workload_fixtures(copy.deepcopy(sample))
     hostile_fixtures(copy.deepcopy(sample))
+    secret_guard_fixtures(copy.deepcopy(sample))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::metadata::ContextAwareResource;
-use crate::replay::{CanI, GetResource, RecordedRequest, RecordedResponse, Replay};
+use crate::replay::{
+    CanI, GetResource, ListResourceNamespace, RecordedRequest, RecordedResponse, Replay,
+};
 
 type HostResult = Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -84,6 +86,9 @@ impl Host {
             }
             ("kubewarden", "kubernetes", "get_resource") => self.get_resource(payload),
             ("kubewarden", "kubernetes", "can_i") => self.can_i(payload),
+            ("kubewarden", "kubernetes", "list_resources_by_namespace") => {
+                self.list_resources_by_namespace(payload)
+            }
             _ => Err(format!(
                 "host capability {binding}/{namespace}/{operation} is not supported by this runner"
             )
@@ -101,19 +106,30 @@ impl Host {
 
     fn get_resource(&self, payload: &[u8]) -> HostResult {
         let request: GetResource = serde_json::from_slice(payload)?;
+        self.check_grant(&request.api_version, &request.kind)?;
+        self.replayed(RecordedRequest::KubernetesGetResource(request))
+    }
+
+    fn list_resources_by_namespace(&self, payload: &[u8]) -> HostResult {
+        let request: ListResourceNamespace = serde_json::from_slice(payload)?;
+        self.check_grant(&request.api_version, &request.kind)?;
+        self.replayed(RecordedRequest::KubernetesListResourceNamespace(request))
+    }
+
+    /// policy-evaluator refuses a kind outside contextAwareResources before the callback
+    /// channel: no wrapper, no backtrace.
+    fn check_grant(&self, api_version: &str, kind: &str) -> Result<(), String> {
         let allowed = self
             .granted
             .iter()
-            .any(|grant| grant.api_version == request.api_version && grant.kind == request.kind);
-        if !allowed {
-            // policy-evaluator refuses before the callback channel: no wrapper, no backtrace.
-            return Err(format!(
-                "Policy has not been granted access to Kubernetes {}/{} resources. The violation has been reported.",
-                request.api_version, request.kind
-            )
-            .into());
+            .any(|grant| grant.api_version == api_version && grant.kind == kind);
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "Policy has not been granted access to Kubernetes {api_version}/{kind} resources. The violation has been reported."
+            ))
         }
-        self.replayed(RecordedRequest::KubernetesGetResource(request))
     }
 
     /// policy-evaluator checks no grant for access reviews: they go straight to the host.

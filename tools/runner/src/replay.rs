@@ -1,5 +1,6 @@
 //! kwctl's replay sessions: recorded host-capability exchanges, consumed in order.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
@@ -17,6 +18,23 @@ pub struct GetResource {
     pub disable_cache: bool,
     #[serde(default)]
     pub field_masks: Option<Vec<String>>,
+}
+
+/// A `kubernetes/list_resources_by_namespace` request, as the guest sends it (the SDK's
+/// `ListResourcesByNamespaceRequest`) and as sessions record it (kwctl 1.35's
+/// `KubernetesListResourceNamespace`; no `disable_cache`: the host answers lists from a watch).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListResourceNamespace {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub label_selector: Option<String>,
+    #[serde(default)]
+    pub field_selector: Option<String>,
+    #[serde(default)]
+    pub field_masks: Option<BTreeSet<String>>,
 }
 
 /// A `kubernetes/can_i` request as the guest sends it (the SDK's `CanIRequest`).
@@ -49,6 +67,7 @@ pub struct ResourceAttributes {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 pub enum RecordedRequest {
     KubernetesGetResource(GetResource),
+    KubernetesListResourceNamespace(ListResourceNamespace),
     KubernetesCanI {
         request: SubjectAccessReview,
         disable_cache: bool,
@@ -85,6 +104,15 @@ impl fmt::Debug for RecordedRequest {
                 .field("name", &request.name)
                 .field("namespace", &request.namespace)
                 .field("disable_cache", &request.disable_cache)
+                .field("field_masks", &request.field_masks)
+                .finish(),
+            Self::KubernetesListResourceNamespace(request) => f
+                .debug_struct("KubernetesListResourceNamespace")
+                .field("api_version", &request.api_version)
+                .field("kind", &request.kind)
+                .field("namespace", &request.namespace)
+                .field("label_selector", &request.label_selector)
+                .field("field_selector", &request.field_selector)
                 .field("field_masks", &request.field_masks)
                 .finish(),
         }
@@ -303,6 +331,43 @@ mod tests {
         let mut replay = Replay::new(parse(session).unwrap(), false);
         assert!(
             matches!(replay.answer(&live), Ok(RecordedResponse::Success { payload }) if payload == r#"{"allowed":true}"#)
+        );
+    }
+
+    #[test]
+    fn lists_are_replayed_and_printed_like_kwctl() {
+        let session = r#"
+- type: Exchange
+  request: |
+    !KubernetesListResourceNamespace
+    api_version: dittofs.dittofs.com/v1alpha1
+    kind: DittoServer
+    namespace: ns
+    label_selector: null
+    field_selector: null
+    field_masks:
+    - metadata.name
+    - spec.s3.credentialsSecretRef
+  response:
+    type: Success
+    payload: '{"items":[]}'
+"#;
+        let live: ListResourceNamespace = serde_json::from_str(
+            r#"{"api_version":"dittofs.dittofs.com/v1alpha1","kind":"DittoServer","namespace":"ns",
+                "label_selector":null,"field_selector":null,
+                "field_masks":["spec.s3.credentialsSecretRef","metadata.name"]}"#,
+        )
+        .unwrap();
+        let live = RecordedRequest::KubernetesListResourceNamespace(live);
+        assert_eq!(
+            format!("{live:?}"),
+            "KubernetesListResourceNamespace { api_version: \"dittofs.dittofs.com/v1alpha1\", \
+             kind: \"DittoServer\", namespace: \"ns\", label_selector: None, field_selector: None, \
+             field_masks: Some({\"metadata.name\", \"spec.s3.credentialsSecretRef\"}) }"
+        );
+        let mut replay = Replay::new(parse(session).unwrap(), false);
+        assert!(
+            matches!(replay.answer(&live), Ok(RecordedResponse::Success { payload }) if payload == r#"{"items":[]}"#)
         );
     }
 
