@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::metadata::ContextAwareResource;
 use crate::replay::{
-    CanI, GetResource, ListResourceNamespace, RecordedRequest, RecordedResponse, Replay,
+    CanI, GetResource, KubernetesListResourceNamespace, RecordedRequest, RecordedResponse, Replay,
 };
 
 type HostResult = Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
@@ -111,7 +111,7 @@ impl Host {
     }
 
     fn list_resources_by_namespace(&self, payload: &[u8]) -> HostResult {
-        let request: ListResourceNamespace = serde_json::from_slice(payload)?;
+        let request: KubernetesListResourceNamespace = serde_json::from_slice(payload)?;
         self.check_grant(&request.api_version, &request.kind)?;
         self.replayed(RecordedRequest::KubernetesListResourceNamespace(request))
     }

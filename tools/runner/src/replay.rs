@@ -25,7 +25,7 @@ pub struct GetResource {
 /// `KubernetesListResourceNamespace`; no `disable_cache`: the host answers lists from a watch).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListResourceNamespace {
+pub struct KubernetesListResourceNamespace {
     pub api_version: String,
     pub kind: String,
     pub namespace: String,
@@ -67,7 +67,7 @@ pub struct ResourceAttributes {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 pub enum RecordedRequest {
     KubernetesGetResource(GetResource),
-    KubernetesListResourceNamespace(ListResourceNamespace),
+    KubernetesListResourceNamespace(KubernetesListResourceNamespace),
     KubernetesCanI {
         request: SubjectAccessReview,
         disable_cache: bool,
@@ -106,15 +106,8 @@ impl fmt::Debug for RecordedRequest {
                 .field("disable_cache", &request.disable_cache)
                 .field("field_masks", &request.field_masks)
                 .finish(),
-            Self::KubernetesListResourceNamespace(request) => f
-                .debug_struct("KubernetesListResourceNamespace")
-                .field("api_version", &request.api_version)
-                .field("kind", &request.kind)
-                .field("namespace", &request.namespace)
-                .field("label_selector", &request.label_selector)
-                .field("field_selector", &request.field_selector)
-                .field("field_masks", &request.field_masks)
-                .finish(),
+            // Named as kwctl's variant, so its derived Debug is kwctl's.
+            Self::KubernetesListResourceNamespace(request) => request.fmt(f),
         }
     }
 }
@@ -352,7 +345,7 @@ mod tests {
     type: Success
     payload: '{"items":[]}'
 "#;
-        let live: ListResourceNamespace = serde_json::from_str(
+        let live: KubernetesListResourceNamespace = serde_json::from_str(
             r#"{"api_version":"dittofs.dittofs.com/v1alpha1","kind":"DittoServer","namespace":"ns",
                 "label_selector":null,"field_selector":null,
                 "field_masks":["spec.s3.credentialsSecretRef","metadata.name"]}"#,
