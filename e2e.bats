@@ -446,7 +446,8 @@ apply_patch() {
   assert_accepted
   assert_no_patch
   assert_warning 'S3 credentials were not injected into Pod "dittofs-s3-sample-0": DittoServer "dittofs-s3-sample" in namespace "dittofs-system" was not found'
-  evaluate statefulset-create.json session-workload-ditto-denied.yml
+  # A StatefulSet is refused instead: see "Lifecycle gaps" below.
+  evaluate pod-create.json session-workload-ditto-denied.yml
   assert_accepted
   assert_no_patch
   assert_warning 'cannot read DittoServer "dittofs-s3-sample" in namespace "dittofs-system": access denied'
@@ -1032,4 +1033,38 @@ PY
     assert_warning "lookup failed (etcdserver: request timed out)"
     [[ $(response | jq -r '.warnings | join("\n")') != *"Stack backtrace"* ]] || { echo "backtrace in: $(response)"; return 1; }
   done
+}
+
+# --- Lifecycle gaps (issue #22 item 4) -------------------------------------------------------------
+
+@test "gaps: a StatefulSet CREATE whose DittoServer cannot be read is refused, for the operator to retry" {
+  for session in session-workload-ditto-missing.yml session-workload-ditto-denied.yml; do
+    evaluate statefulset-create.json "$session"
+    assert_rejected_with 'StatefulSet "dittofs-s3-sample": not created while its S3 credentials cannot be determined ('
+    assert_rejected_with 'retry once the lookup succeeds'
+  done
+}
+
+@test "gaps: after a failed lookup, AWS_* entries the previous revision lacked are removed, and the warning says so" {
+  evaluate statefulset-update-first-creds-v2.json session-workload-renamed-missing.yml
+  assert_accepted
+  [ "$(response | jq -r .patch | base64 -d | jq -c '[.[] | select(.path | startswith("/spec/template/spec/containers/0/env"))] | length')" -gt 0 ]
+  [[ $(response | jq -r .patch | base64 -d) != *creds-v2* ]] || { echo "creds-v2 still added: $(response)"; return 1; }
+  assert_warning 'removed AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION from StatefulSet "dittofs-s3-sample", as its previous revision had no S3 env: Secret "creds-v2" in namespace "dittofs-system" was not found'
+}
+
+@test "gaps: after a failed lookup, an entry a person removed is put back, and the warning says so" {
+  evaluate statefulset-update-endpoint-removed.json session-workload-ditto-missing.yml
+  assert_accepted
+  [[ $(response | jq -r .patch | base64 -d) == *AWS_ENDPOINT_URL* ]] || { echo "not put back: $(response)"; return 1; }
+  assert_warning 'kept the S3 env and hash of the previous revision of StatefulSet "dittofs-s3-sample" (put back AWS_ENDPOINT_URL, which this write removed): '
+}
+
+@test "gaps: a pod injected from an earlier template loses the policy's entries once its DittoServer dropped spec.s3; verify reports it" {
+  evaluate pod-create-injected.json session-workload-no-s3.yml
+  assert_accepted
+  [[ $(response | jq -r .patch | base64 -d) == *remove* ]] || { echo "nothing removed: $(response)"; return 1; }
+  assert_warning 'removed the S3 env (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION) the policy injected into Pod "dittofs-s3-sample-0": DittoServer "dittofs-s3-sample" in namespace "dittofs-system" names no S3 credentials any more'
+  evaluate pod-create-injected.json session-workload-no-s3.yml "$VERIFY"
+  assert_rejected_with 'container "dittofs" holds S3 credentials that DittoServer "dittofs-s3-sample" in namespace "dittofs-system" no longer names; roll it with: kubectl rollout restart statefulset/dittofs-s3-sample -n dittofs-system'
 }

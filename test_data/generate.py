@@ -757,7 +757,7 @@ def hostile_fixtures(sample):
              [exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(other))])
     # A Secret reference that is not a name, taken from an object, never reaches the host.
     sts_case("statefulset-owner-name-traversal", lambda o: (o["metadata"]["ownerReferences"][0].update(
-        name="../../../namespaces/kube-system/dittoservers/x"), o)[1], "warn:lookup failed (not looked up: its name is not a valid name)")
+        name="../../../namespaces/kube-system/dittoservers/x"), o)[1], "reject:lookup failed (not looked up: its name is not a valid name)")
 
     (out / "cases.tsv").write_text("".join(f"{r}\t{s}\t{e}\n" for r, s, e in cases))
 
@@ -827,6 +827,34 @@ def secret_guard_fixtures(sample):
         'cannot list resource "dittoservers" in API group "dittofs.dittofs.com" in the namespace "dittofs-system": Forbidden'))])
 
 
+# --- Lifecycle gaps (issue #22 item 4) ------------------------------------------------------------
+
+def lifecycle_gap_fixtures(sample):
+    """StatefulSet writes after a failed lookup, and workloads of a DittoServer that dropped spec.s3."""
+    ditto = copy.deepcopy(sample)
+    ditto["metadata"]["uid"] = "7d1e3c2a-0000-4000-8000-000000000001"
+    name = ditto["metadata"]["name"]
+
+    def sts_request(file, obj, old):
+        write_json(file, admission_request(file.removesuffix(".json"), STATEFULSET_GVK, STATEFULSET_GVR, obj, "UPDATE", old))
+
+    # The previous template had no AWS env; operator v0.12 renders creds-v2, which is missing.
+    first = operator_statefulset(ditto)
+    first["spec"]["template"]["spec"]["containers"][0]["env"] += injected_env("creds-v2")
+    sts_request("statefulset-update-first-creds-v2.json", first, operator_statefulset(ditto))
+    renamed = copy.deepcopy(ditto)
+    renamed["spec"]["s3"]["credentialsSecretRef"]["secretName"] = "creds-v2"
+    write_session("session-workload-renamed-missing.yml", [
+        exchange("dittofs.dittofs.com/v1alpha1", "DittoServer", name, payload=json.dumps(renamed, separators=(",", ":"))),
+        secret_exchange(name="creds-v2", error=not_found("v1", "Secret", "creds-v2"))])
+    # A person removes AWS_ENDPOINT_URL from the stored template while the DittoServer is unreadable.
+    stored = injected_statefulset(ditto, ORIGINAL_HASH)
+    edited = copy.deepcopy(stored)
+    env = edited["spec"]["template"]["spec"]["containers"][0]["env"]
+    env[:] = [entry for entry in env if entry["name"] != "AWS_ENDPOINT_URL"]
+    sts_request("statefulset-update-endpoint-removed.json", edited, stored)
+
+
 def main():
     shared = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "dittofs")
     sample = yaml.safe_load((shared / "sample-dittoserver-s3.yaml").read_text())
@@ -834,6 +862,7 @@ def main():
     workload_fixtures(copy.deepcopy(sample))
     hostile_fixtures(copy.deepcopy(sample))
     secret_guard_fixtures(copy.deepcopy(sample))
+    lifecycle_gap_fixtures(copy.deepcopy(sample))
 
 
 if __name__ == "__main__":

@@ -123,38 +123,55 @@ pub fn merge(env: &mut Vec<Value>, desired: &[Value]) {
 /// The managed entries of an env list, in order.
 pub fn managed_entries(env: &[Value]) -> Vec<Value> {
     env.iter()
-        .filter(|entry| entry_name(entry).is_some_and(|name| MANAGED.contains(&name)))
+        .filter(|entry| is_managed(entry))
         .cloned()
         .collect()
 }
 
-/// Puts back the `previous` revision's definitions of each managed variable it defined, where
-/// the first definition of that variable stands now (or at the end); other entries are kept.
+/// The managed variables `env` defines, in the operator's order.
+pub fn defined(env: &[Value]) -> Vec<&'static str> {
+    MANAGED
+        .into_iter()
+        .filter(|name| env.iter().any(|entry| entry_name(entry) == Some(*name)))
+        .collect()
+}
+
+fn is_managed(entry: &Value) -> bool {
+    entry_name(entry).is_some_and(|name| MANAGED.contains(&name))
+}
+
+/// Makes the managed entries of `env` exactly those of `previous` (a previous revision's whole
+/// env), in its order: each after the entry it followed there when that entry is still here,
+/// else where the managed entries stood; entries the previous revision lacked are removed.
+/// Other entries are kept as they are. An unchanged sequence is left alone.
 pub fn restore(env: &mut Vec<Value>, previous: &[Value]) {
-    for name in MANAGED {
-        let wanted: Vec<&Value> = previous
-            .iter()
-            .filter(|entry| entry_name(entry) == Some(name))
-            .collect();
-        if wanted.is_empty() {
-            continue;
+    let wanted: Vec<&Value> = previous.iter().filter(|entry| is_managed(entry)).collect();
+    if env
+        .iter()
+        .filter(|entry| is_managed(entry))
+        .eq(wanted.iter().copied())
+    {
+        return;
+    }
+    let first = env.iter().position(is_managed);
+    env.retain(|entry| !is_managed(entry));
+    let mut last: Option<usize> = None;
+    let mut predecessor: Option<&Value> = None;
+    for entry in previous {
+        if is_managed(entry) {
+            let after_predecessor = predecessor
+                .filter(|before| !is_managed(before))
+                .and_then(|before| env.iter().position(|kept| kept == before))
+                .map(|at| at + 1);
+            let at = after_predecessor
+                .or(last.map(|at| at + 1))
+                .or(first)
+                .unwrap_or(if predecessor.is_none() { 0 } else { env.len() })
+                .min(env.len());
+            env.insert(at, entry.clone());
+            last = Some(at);
         }
-        let current: Vec<&Value> = env
-            .iter()
-            .filter(|entry| entry_name(entry) == Some(name))
-            .collect();
-        if current == wanted {
-            continue;
-        }
-        let at = env
-            .iter()
-            .position(|entry| entry_name(entry) == Some(name))
-            .unwrap_or(env.len());
-        let wanted: Vec<Value> = wanted.into_iter().cloned().collect();
-        env.retain(|entry| entry_name(entry) != Some(name));
-        let tail = env.split_off(at.min(env.len()));
-        env.extend(wanted);
-        env.extend(tail);
+        predecessor = Some(entry);
     }
 }
 
@@ -284,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn restore_puts_back_previous_definitions_in_place_and_keeps_the_rest() {
+    fn restore_puts_back_previous_definitions_where_the_managed_ones_stood_and_keeps_the_rest() {
         let previous = desired(&credentials(), "eu-west-1");
         let mut env = vec![
             json!({"name": "LOG_LEVEL", "value": "debug"}),
@@ -298,11 +315,11 @@ mod tests {
             names,
             [
                 "LOG_LEVEL",
-                REGION,
-                "OTHER",
                 ACCESS_KEY_ID,
                 SECRET_ACCESS_KEY,
-                ENDPOINT_URL
+                ENDPOINT_URL,
+                REGION,
+                "OTHER"
             ]
         );
         assert_eq!(managed_entries(&env).len(), 4);
@@ -312,6 +329,33 @@ mod tests {
         let again = env.clone();
         restore(&mut env, &previous);
         assert_eq!(env, again);
+    }
+
+    #[test]
+    fn restore_removes_what_the_previous_revision_did_not_define_and_keeps_its_order() {
+        let mut previous = vec![json!({"name": "LOG_LEVEL", "value": "debug"})];
+        previous.extend(desired(&credentials(), "eu-west-1"));
+        // Its own order, even when it is not the operator's.
+        previous.swap(3, 4);
+        let mut env = previous.clone();
+        env.retain(|entry| entry_name(entry) != Some(SECRET_ACCESS_KEY));
+        env.push(json!({"name": "ADDED", "value": "x"}));
+        restore(&mut env, &previous);
+        assert_eq!(
+            env.get(..5),
+            Some(previous.as_slice()),
+            "put back in its place"
+        );
+        assert_eq!(env.len(), 6);
+        restore(&mut env, &[]);
+        assert_eq!(
+            env,
+            [
+                json!({"name": "LOG_LEVEL", "value": "debug"}),
+                json!({"name": "ADDED", "value": "x"})
+            ]
+        );
+        assert!(defined(&env).is_empty());
     }
 
     #[test]

@@ -5,14 +5,15 @@ use serde_json::Value;
 
 use super::lookup::{Owner, SecretProblem, read_credentials, read_owner};
 use super::object::{
-    container_mut, dotted, find_container, finish, pod_annotation, set_annotation,
+    container_mut, dotted, find_container, finish, pod_annotation, remove_annotation,
+    set_annotation,
 };
-use super::ownership::{InjectionRecord, RECORD_ANNOTATION};
+use super::ownership::{InjectionRecord, Ownership, RECORD_ANNOTATION};
 use super::restore::{Unknown, keep_as_it_was};
 use super::routes::{self, Review};
 use super::{WorkloadKind, WorkloadRequest, env, owning_dittoserver};
 use crate::cluster::{Cluster, ObjectRef};
-use crate::decision::Decision;
+use crate::decision::{Decision, Verdict};
 use crate::dittoserver::CredentialsRef;
 use crate::settings::{OnEnvConflict, Settings};
 
@@ -43,19 +44,12 @@ fn decide(
 ) -> Decision {
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {
-        Owner::NoCredentials => return Decision::accept(),
+        Owner::NoCredentials => return withdraw(request, settings, &owner),
         Owner::Unreadable(reason) => {
-            return keep_as_it_was(request, settings, &reason, Unknown::Owner, None, cluster);
+            return keep_as_it_was(request, settings, &reason, Unknown::Owner, cluster);
         }
         Owner::Invalid(reason) => {
-            return keep_as_it_was(
-                request,
-                settings,
-                &reason,
-                Unknown::Credentials,
-                None,
-                cluster,
-            );
+            return keep_as_it_was(request, settings, &reason, Unknown::Credentials, cluster);
         }
         Owner::Credentials(credentials, region) => (credentials, region),
     };
@@ -64,15 +58,7 @@ fn decide(
         Err(SecretProblem::Endpoint(finding)) => return endpoint_refusal(request, &finding),
         Err(SecretProblem::Unavailable { reason, .. }) => {
             if request.is_update() || request.carries_injection(settings) {
-                let looked_up = Some(credentials.secret_name.as_str());
-                return keep_as_it_was(
-                    request,
-                    settings,
-                    &reason,
-                    Unknown::Credentials,
-                    looked_up,
-                    cluster,
-                );
+                return keep_as_it_was(request, settings, &reason, Unknown::Credentials, cluster);
             }
             // A first injection: the container waits for the Secret; the hash comes with the
             // next write that can read it.
@@ -86,6 +72,52 @@ fn decide(
         }
     };
     write(request, settings, &owner, &credentials, &region, hash)
+}
+
+/// The DittoServer names no credentials (any more): what the policy wrote follows it, as a
+/// changed region does. Its entries (by the record), the record and the hash are removed; a
+/// person's own definitions stay. Nothing it wrote means nothing to do.
+fn withdraw(request: &WorkloadRequest<'_>, settings: &Settings, owner: &ObjectRef<'_>) -> Decision {
+    let ownership = request.ownership(settings);
+    if matches!(ownership, Ownership::None) {
+        return Decision::accept();
+    }
+    let mut object = request.object.clone();
+    let mut removed = Vec::new();
+    if let Ok(Some((_, container))) =
+        container_mut(&mut object, request.kind, &settings.container_name)
+        && let Some(env) = container.get_mut("env").and_then(Value::as_array_mut)
+    {
+        let before = env::defined(env);
+        env.retain(|entry| !ownership.wrote(entry));
+        let after = env::defined(env);
+        removed.extend(before.into_iter().filter(|name| !after.contains(name)));
+        if env.is_empty() {
+            container.remove("env");
+        }
+    }
+    for key in [settings.hash_annotation.as_str(), RECORD_ANNOTATION] {
+        remove_annotation(&mut object, request.kind, key);
+    }
+    let what = if removed.is_empty() {
+        "the S3 hash and record of".to_owned()
+    } else {
+        format!(
+            "the S3 env ({}) the policy injected into",
+            removed.join(", ")
+        )
+    };
+    let warning = format!(
+        "removed {what} {}: {owner} names no S3 credentials any more",
+        request.describe()
+    );
+    match finish(request.object, object) {
+        decision @ Decision {
+            verdict: Verdict::Mutate(_),
+            ..
+        } => decision.with_warnings(vec![warning]),
+        unchanged => unchanged,
+    }
 }
 
 /// The refusal for credentials that would go to an endpoint the endpoint rules forbid.

@@ -109,6 +109,14 @@ pub(super) fn set_annotation(
     Ok(())
 }
 
+/// Removes a pod annotation when present; whether it was.
+pub(super) fn remove_annotation(object: &mut Value, kind: WorkloadKind, key: &str) -> bool {
+    object
+        .pointer_mut(kind.annotations_pointer())
+        .and_then(Value::as_object_mut)
+        .is_some_and(|annotations| annotations.remove(key).is_some())
+}
+
 /// A mutation only when something changed, so an unchanged object costs no patch.
 pub(super) fn finish(original: &Value, mutated: Value) -> Decision {
     if &mutated == original {

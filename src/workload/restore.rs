@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::inject::endpoint_refusal;
 use super::object::{container_mut, find_container, finish, pod_annotation, set_annotation};
 use super::ownership::RECORD_ANNOTATION;
-use super::{WorkloadRequest, env};
+use super::{WorkloadKind, WorkloadRequest, env};
 use crate::cluster::{Cluster, ObjectRef};
 use crate::credentials::{SecretData, endpoint_finding};
 use crate::decision::Decision;
@@ -24,24 +24,32 @@ pub(super) enum Unknown {
 }
 
 /// A lookup failed: nothing the policy wrote may change, or pods would roll onto credentials
-/// nobody could check. On UPDATE the previous revision's entries and annotations come back;
-/// on CREATE the object stays as it came.
-/// `looked_up` names the Secret this review already read (or failed to): not asked for again.
+/// nobody could check. On UPDATE the managed entries become exactly the previous revision's
+/// (put back, restored, or removed when it had none) and its annotations come back; on CREATE
+/// the object stays as it came, except that a StatefulSet without the policy's output is
+/// refused: created without hash and record, it would roll the pods it adopts.
 pub(super) fn keep_as_it_was(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     reason: &str,
     unknown: Unknown,
-    looked_up: Option<&str>,
     cluster: &dyn Cluster,
 ) -> Decision {
     let what = request.describe();
-    let checked = |kept: &Value| kept_endpoint_refusal(kept, request, settings, looked_up, cluster);
+    let checked = |kept: &Value| kept_endpoint_refusal(kept, request, settings, cluster);
     if !request.is_update() {
         if let Some(refusal) = checked(request.object) {
             return refusal;
         }
-        let consequence = if request.carries_injection(settings) {
+        let carried = request.carries_injection(settings);
+        if request.kind == WorkloadKind::StatefulSet && !carried {
+            return Decision::reject(format!(
+                "{what}: not created while its S3 credentials cannot be determined ({reason}); \
+                 created now, its pod template would lack them and roll any pods it adopts onto \
+                 none: retry once the lookup succeeds"
+            ));
+        }
+        let consequence = if carried {
             format!("S3 credentials of {what} left as they came")
         } else {
             format!("S3 credentials were not injected into {what}")
@@ -49,28 +57,32 @@ pub(super) fn keep_as_it_was(
         return Decision::accept().with_warnings(vec![format!("{consequence}: {reason}")]);
     }
     let mut object = request.object.clone();
-    let previous_env = find_container(request.old_object, request.kind, &settings.container_name)
-        .and_then(|container| container.get("env"))
-        .and_then(Value::as_array)
-        .map(|env| env::managed_entries(env))
-        .unwrap_or_default();
+    let managed = |object| env::managed_entries(whole_env(object, request, settings));
+    let previous_env = managed(request.old_object);
+    let (was, is) = (
+        env::defined(&previous_env),
+        env::defined(&managed(request.object)),
+    );
     // This path only preserves: a malformed new object is left as it is.
-    if !previous_env.is_empty()
+    if (!previous_env.is_empty() || !is.is_empty())
         && let Ok(Some((_, container))) =
             container_mut(&mut object, request.kind, &settings.container_name)
         && let Some(env) = env::env_of(container)
     {
-        env::restore(env, &previous_env);
+        env::restore(env, whole_env(request.old_object, request, settings));
     }
-    let mut kept_anything = !previous_env.is_empty();
-    for key in [settings.hash_annotation.as_str(), RECORD_ANNOTATION] {
-        if let Some(value) = pod_annotation(request.old_object, request.kind, key) {
-            kept_anything = true;
-            if set_annotation(&mut object, request.kind, key, value.to_owned()).is_err() {
-                return Decision::accept().with_warnings(vec![format!(
-                    "S3 credentials of {what} left as they came: {reason}"
-                )]);
-            }
+    let kept_hash = pod_annotation(request.old_object, request.kind, &settings.hash_annotation);
+    let kept_record = pod_annotation(request.old_object, request.kind, RECORD_ANNOTATION);
+    for (key, value) in [
+        (settings.hash_annotation.as_str(), kept_hash),
+        (RECORD_ANNOTATION, kept_record),
+    ] {
+        if let Some(value) = value
+            && set_annotation(&mut object, request.kind, key, value.to_owned()).is_err()
+        {
+            return Decision::accept().with_warnings(vec![format!(
+                "S3 credentials of {what} left as they came: {reason}"
+            )]);
         }
     }
     let changed = match unknown {
@@ -89,13 +101,77 @@ pub(super) fn keep_as_it_was(
     if let Some(refusal) = checked(&object) {
         return refusal;
     }
-    let warning = if kept_anything {
-        format!("kept the S3 env and hash of the previous revision of {what}: {reason}")
+    let removed: Vec<&str> = is
+        .iter()
+        .copied()
+        .filter(|name| !was.contains(name))
+        .collect();
+    let mut kept = Vec::new();
+    if !previous_env.is_empty() {
+        kept.push("env");
+    }
+    if kept_hash.is_some() {
+        kept.push("hash");
+    }
+    if kept.is_empty() && kept_record.is_some() {
+        kept.push("record");
+    }
+    let warning = if !kept.is_empty() {
+        // An operator's rendering replaces all of them or none; a write that drops some while
+        // it keeps others is a person's edit, and putting those back is said.
+        let put_back: Vec<&str> = if is.is_empty() {
+            Vec::new()
+        } else {
+            was.iter()
+                .copied()
+                .filter(|name| !is.contains(name))
+                .collect()
+        };
+        let mut undone = Vec::new();
+        if !put_back.is_empty() {
+            undone.push(format!(
+                "put back {}, which this write removed",
+                put_back.join(", ")
+            ));
+        }
+        if !removed.is_empty() {
+            undone.push(format!(
+                "removed {}, which the previous revision lacked",
+                removed.join(", ")
+            ));
+        }
+        let undone = if undone.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", undone.join("; "))
+        };
+        format!(
+            "kept the S3 {} of the previous revision of {what}{undone}: {reason}",
+            kept.join(" and ")
+        )
+    } else if !removed.is_empty() {
+        format!(
+            "removed {} from {what}, as its previous revision had no S3 env: {reason}",
+            removed.join(", ")
+        )
     } else {
         // The previous revision had nothing of the policy's to keep.
         format!("S3 credentials of {what} left as they came: {reason}")
     };
     finish(request.object, object).with_warnings(vec![warning])
+}
+
+/// The env of a revision's DittoFS container; empty when it has none.
+fn whole_env<'v>(
+    object: &'v Value,
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+) -> &'v [Value] {
+    find_container(object, request.kind, &settings.container_name)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// What decides the code of the DittoFS container.
@@ -131,13 +207,13 @@ fn code_changes(
 
 /// What is kept still sends credentials somewhere: the endpoint entry the kept
 /// `AWS_ENDPOINT_URL` names (often of another Secret than the one that could not be read) must
-/// pass the endpoint rules too. When it cannot be read either, what is kept stays. The Secret
-/// the review already read failed to read or passed the rules, so it is not asked for again.
+/// pass the endpoint rules too. When it cannot be read either, what is kept stays. It is read
+/// even when it is the Secret whose read just failed: the kept entry may be another key of it,
+/// and a failed read checked no endpoint.
 fn kept_endpoint_refusal(
     kept: &Value,
     request: &WorkloadRequest<'_>,
     settings: &Settings,
-    looked_up: Option<&str>,
     cluster: &dyn Cluster,
 ) -> Option<Decision> {
     let reference = find_container(kept, request.kind, &settings.container_name)?
@@ -147,9 +223,6 @@ fn kept_endpoint_refusal(
         .find(|entry| env::entry_name(entry) == Some(env::ENDPOINT_URL))?
         .pointer("/valueFrom/secretKeyRef")?;
     let name = reference.get("name")?.as_str()?;
-    if looked_up == Some(name) {
-        return None;
-    }
     let key = reference.get("key")?.as_str()?;
     let secret_ref = ObjectRef::secret(request.namespace, name);
     let field = if key.contains('.') {

@@ -410,38 +410,32 @@ fn unreadable_dittoserver_on_create_accepts_untouched_with_a_warning() {
         ),
     ];
     for (answer, expected) in cases {
-        for (kind, object) in [
-            (
-                WorkloadKind::Pod,
-                pod(json!([dittofs_container(plain_env())])),
-            ),
-            (
-                WorkloadKind::StatefulSet,
-                statefulset(json!([dittofs_container(plain_env())])),
-            ),
-        ] {
-            let decision = inject(
-                &request(kind, "CREATE", &object, &Value::Null),
-                &Settings::default(),
-                &cluster(answer.clone(), Ok(good_secret())),
-            );
-            assert_eq!(decision.verdict, Verdict::Accept, "{expected}");
-            assert_eq!(decision.warnings.len(), 1);
-            assert!(
-                decision.warnings[0].contains(expected),
-                "{:?}",
-                decision.warnings
-            );
-            let prefix = format!(
-                "S3 credentials were not injected into {}: ",
-                request(kind, "CREATE", &object, &Value::Null).describe()
-            );
-            assert!(
-                decision.warnings[0].starts_with(&prefix),
-                "{:?}",
-                decision.warnings
-            );
-        }
+        // A StatefulSet is refused instead (see the lifecycle gaps below).
+        let (kind, object) = (
+            WorkloadKind::Pod,
+            pod(json!([dittofs_container(plain_env())])),
+        );
+        let decision = inject(
+            &request(kind, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &cluster(answer.clone(), Ok(good_secret())),
+        );
+        assert_eq!(decision.verdict, Verdict::Accept, "{expected}");
+        assert_eq!(decision.warnings.len(), 1);
+        assert!(
+            decision.warnings[0].contains(expected),
+            "{:?}",
+            decision.warnings
+        );
+        let prefix = format!(
+            "S3 credentials were not injected into {}: ",
+            request(kind, "CREATE", &object, &Value::Null).describe()
+        );
+        assert!(
+            decision.warnings[0].starts_with(&prefix),
+            "{:?}",
+            decision.warnings
+        );
     }
 }
 
@@ -1463,11 +1457,10 @@ fn an_owner_reference_that_is_not_a_name_never_reaches_the_host() {
         &Settings::default(),
         &cluster,
     );
-    assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+    // Its credentials cannot be determined, so it is not created without them.
     assert!(
-        decision.warnings[0].contains("is not a valid name"),
-        "{:?}",
-        decision.warnings
+        rejection(&decision).contains("is not a valid name"),
+        "{decision:?}"
     );
     assert!(cluster.lookups.borrow().is_empty());
 }
@@ -1576,8 +1569,8 @@ fn a_code_change_keeps_the_credentials_when_the_dittoserver_was_read() {
 fn a_failed_lookup_with_nothing_of_the_policys_to_keep_says_so() {
     let old = statefulset(json!([dittofs_container(plain_env())]));
     let mut rendered = plain_env();
-    if let (Some(env), Some(injected)) = (rendered.as_array_mut(), injected_env().as_array()) {
-        env.extend(injected.iter().cloned());
+    if let Some(env) = rendered.as_array_mut() {
+        env.push(json!({"name": "DITTOFS_CACHE", "value": "on"}));
     }
     let new = statefulset(json!([dittofs_container(rendered)]));
     let decision = inject(
@@ -1595,4 +1588,456 @@ fn a_failed_lookup_with_nothing_of_the_policys_to_keep_says_so() {
         "{:?}",
         decision.warnings
     );
+}
+
+// --- lifecycle gaps (issue #22 item 4) ---------------------------------------------------------
+
+/// The managed entries of a workload's `dittofs` container, in order.
+fn managed_env(object: &Value, kind: WorkloadKind) -> Vec<Value> {
+    find_container(object, kind, "dittofs")
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .map(|entries| env::managed_entries(entries))
+        .unwrap_or_default()
+}
+
+/// What a decision leaves stored: the mutation, else the object as it came; `None` if refused.
+fn admitted(decision: &Decision, object: &Value) -> Option<Value> {
+    match &decision.verdict {
+        Verdict::Accept => Some(object.clone()),
+        Verdict::Mutate(mutated) => Some(mutated.clone()),
+        Verdict::Reject(_) => None,
+    }
+}
+
+#[test]
+fn a_statefulset_create_whose_dittoserver_cannot_be_read_is_refused_for_a_retry() {
+    // An orphan-adopting recreate: created without hash and record, the template would roll
+    // the adopted pods onto no credentials. Refused, the operator retries.
+    let object = statefulset(json!([dittofs_container(plain_env())]));
+    for answer in [
+        Err(LookupError::NotFound),
+        Err(LookupError::AccessDenied("forbidden".into())),
+        Err(LookupError::Failed("timeout".into())),
+        Ok(ditto(json!({"region": "BAD"}))),
+    ] {
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "CREATE", &object, &Value::Null),
+            &Settings::default(),
+            &cluster(answer, Ok(good_secret())),
+        );
+        let message = rejection(&decision);
+        assert!(
+            message.starts_with(
+                "StatefulSet \"dittofs-s3-sample\": not created while its S3 credentials cannot \
+                 be determined ("
+            ),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("retry once the lookup succeeds"),
+            "{message}"
+        );
+    }
+    // A template that already carries the policy's output keeps passing as it came.
+    let carried = injected_statefulset(&good_hash());
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "CREATE", &carried, &Value::Null),
+        &Settings::default(),
+        &cluster(Err(LookupError::NotFound), Ok(good_secret())),
+    );
+    assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+}
+
+#[test]
+fn a_failed_lookup_drops_credentials_the_previous_revision_did_not_have() {
+    // The previous template had no AWS_*; operator v0.12 renders creds-v2, which is missing.
+    let old = statefulset(json!([dittofs_container(plain_env())]));
+    let new = statefulset(json!([dittofs_container(env_for("creds-v2", "eu-west-1"))]));
+    let (renamed, unreadable) = (World::Renamed.cluster(), World::DittoTimeout.cluster());
+    for lookups in [&renamed, &unreadable] {
+        let decision = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &new, &old),
+            &Settings::default(),
+            lookups,
+        );
+        assert_eq!(mutated(&decision), &old, "{decision:?}");
+        assert!(
+            decision.warnings[0].starts_with(
+                "removed AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION \
+                 from StatefulSet \"dittofs-s3-sample\", as its previous revision had no S3 env: "
+            ),
+            "{:?}",
+            decision.warnings
+        );
+    }
+}
+
+#[test]
+fn a_failed_lookup_puts_back_what_a_person_removed_and_says_so() {
+    let stored = injected_statefulset(&good_hash());
+    let mut edited = stored.clone();
+    if let Some(env) = edited["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut() {
+        env.retain(|entry| env::entry_name(entry) != Some(env::ENDPOINT_URL));
+    }
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &edited, &stored),
+        &Settings::default(),
+        &cluster(
+            Err(LookupError::Failed("timeout".into())),
+            Ok(good_secret()),
+        ),
+    );
+    assert_eq!(mutated(&decision), &stored);
+    assert!(
+        decision.warnings[0].starts_with(
+            "kept the S3 env and hash of the previous revision of StatefulSet \
+             \"dittofs-s3-sample\" (put back AWS_ENDPOINT_URL, which this write removed): "
+        ),
+        "{:?}",
+        decision.warnings
+    );
+}
+
+#[test]
+fn a_kept_endpoint_is_checked_even_in_the_secret_whose_read_just_failed() {
+    // The DittoServer now reads its endpoint from entry "url" of the same Secret, which lacks
+    // the secret key; the kept env still reads entry "endpoint", tampered with meanwhile.
+    let restricted = settings(json!({"allowedEndpointHosts": ["*.cubbit.eu"]}));
+    let stored = injected_statefulset(&good_hash());
+    let mut restarted = stored.clone();
+    restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+        json!("now");
+    let rekeyed = ditto(
+        json!({"credentialsSecretRef": {"secretName": SECRET, "endpointKey": "url"},
+                               "region": "eu-west-1"}),
+    );
+    let incomplete = secret(json!({"accessKeyId": b64(FAKE_KEY),
+                                   "endpoint": b64("https://s3.attacker.example")}));
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, "UPDATE", &restarted, &stored),
+        &restricted,
+        &cluster(Ok(rekeyed), Ok(incomplete)),
+    );
+    let message = rejection(&decision);
+    assert!(
+        message.ends_with("entry \"endpoint\" has a host that is not in allowedEndpointHosts"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_workload_the_policy_injected_follows_a_dittoserver_that_dropped_its_credentials() {
+    let stored = injected_statefulset(&good_hash());
+    let from_template = pod_of_template(&stored, dittofs_container(injected_env()));
+    let mut restarted = stored.clone();
+    restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+        json!("now");
+    let dropped = cluster(Ok(ditto(json!({"region": "eu-west-1"}))), Ok(good_secret()));
+    for (kind, operation, object, old) in [
+        (WorkloadKind::Pod, "CREATE", &from_template, &Value::Null),
+        (WorkloadKind::StatefulSet, "UPDATE", &restarted, &stored),
+    ] {
+        let decision = inject(
+            &request(kind, operation, object, old),
+            &Settings::default(),
+            &dropped,
+        );
+        let result = mutated(&decision);
+        assert_eq!(
+            find_container(result, kind, "dittofs").and_then(|c| c.get("env")),
+            Some(&plain_env()),
+            "{kind:?}"
+        );
+        assert_eq!(
+            pod_annotation(result, kind, "dittofs.io/s3-credentials-hash"),
+            None
+        );
+        assert_eq!(
+            pod_annotation(result, kind, "dittofs.io/s3-credentials-source"),
+            None
+        );
+        assert!(
+            decision.warnings[0].starts_with(
+                "removed the S3 env (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, \
+                 AWS_REGION) the policy injected into "
+            ),
+            "{:?}",
+            decision.warnings
+        );
+        // Its output is a fixed point, and verify accepts it.
+        let again = inject(
+            &request(kind, "UPDATE", result, result),
+            &Settings::default(),
+            &dropped,
+        );
+        if kind == WorkloadKind::StatefulSet {
+            assert_eq!(again, Decision::accept());
+        }
+        let checked = verify(
+            &request(kind, "CREATE", result, &Value::Null),
+            &Settings::default(),
+            &dropped,
+        );
+        assert_eq!(checked, Decision::accept());
+        // The workload as it came is reported by verify, with the way to roll it.
+        let stale = verify(
+            &request(kind, operation, object, old),
+            &Settings::default(),
+            &dropped,
+        );
+        let message = rejection(&stale);
+        assert!(
+            message.contains("holds S3 credentials that DittoServer \"dittofs-s3-sample\" in namespace \"dittofs-system\" no longer names"),
+            "{message}"
+        );
+        assert!(
+            message.contains("kubectl rollout restart statefulset/dittofs-s3-sample"),
+            "{message}"
+        );
+    }
+    // A person's own definitions in a workload the policy never injected stay.
+    let own = pod(json!([dittofs_container(
+        json!([{"name": "AWS_REGION", "value": "us-east-1"}])
+    )]));
+    let decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &own, &Value::Null),
+        &Settings::default(),
+        &dropped,
+    );
+    assert_eq!(decision, Decision::accept());
+}
+
+/// The state of the cluster during one write of the lifecycle sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum World {
+    Healthy,
+    /// The DittoServer names creds-v2, which does not exist yet.
+    Renamed,
+    SecretDenied,
+    DittoTimeout,
+    DittoGone,
+    /// The DittoServer dropped spec.s3.
+    NoCredentials,
+}
+
+const WORLDS: [World; 6] = [
+    World::Healthy,
+    World::Renamed,
+    World::SecretDenied,
+    World::DittoTimeout,
+    World::DittoGone,
+    World::NoCredentials,
+];
+
+impl World {
+    fn cluster(self) -> FakeCluster {
+        match self {
+            Self::Healthy => healthy(),
+            Self::Renamed => FakeCluster::default()
+                .with(
+                    ObjectRef::ditto_server(NS, DITTO),
+                    Ok(ditto_in("eu-west-1", "creds-v2")),
+                )
+                .with(
+                    ObjectRef::secret(NS, "creds-v2"),
+                    Err(LookupError::NotFound),
+                )
+                .with(ObjectRef::secret(NS, SECRET), Ok(good_secret())),
+            Self::SecretDenied => cluster(
+                Ok(ditto_with_ref()),
+                Err(LookupError::AccessDenied("forbidden".into())),
+            ),
+            Self::DittoTimeout => cluster(
+                Err(LookupError::Failed("etcdserver: request timed out".into())),
+                Ok(good_secret()),
+            ),
+            Self::DittoGone => cluster(Err(LookupError::NotFound), Ok(good_secret())),
+            Self::NoCredentials => {
+                cluster(Ok(ditto(json!({"region": "eu-west-1"}))), Ok(good_secret()))
+            }
+        }
+    }
+
+    fn owner_unreadable(self) -> bool {
+        matches!(self, Self::DittoTimeout | Self::DittoGone)
+    }
+
+    fn lookup_fails(self) -> bool {
+        !matches!(self, Self::Healthy | Self::NoCredentials)
+    }
+
+    /// The env operator v0.4-v0.12 renders, from what its cache says the DittoServer names.
+    fn operator_env(self) -> Value {
+        match self {
+            Self::Renamed => env_for("creds-v2", "eu-west-1"),
+            Self::NoCredentials => plain_env(),
+            _ => injected_env(),
+        }
+    }
+}
+
+/// Who writes the StatefulSet, and how.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    /// An operator that renders no AWS env (annotations replaced).
+    Operator,
+    /// Operator v0.4-v0.12, which renders the AWS env itself.
+    OperatorWithEnv,
+    /// `kubectl rollout restart`.
+    Restart,
+    /// A person removes AWS_ENDPOINT_URL from the stored template.
+    PersonRemovesEndpoint,
+    /// The StatefulSet was deleted with `--cascade=orphan`; the operator creates it again.
+    OrphanRecreate,
+}
+
+const WRITES: [Write; 5] = [
+    Write::Operator,
+    Write::OperatorWithEnv,
+    Write::Restart,
+    Write::PersonRemovesEndpoint,
+    Write::OrphanRecreate,
+];
+
+/// What pods of a template run with: the managed entries, the hash and the record.
+fn credentials_of(object: &Value) -> (Vec<Value>, Option<String>, Option<String>) {
+    let kind = WorkloadKind::StatefulSet;
+    let annotation = |key| pod_annotation(object, kind, key).map(str::to_owned);
+    (
+        managed_env(object, kind),
+        annotation("dittofs.io/s3-credentials-hash"),
+        annotation("dittofs.io/s3-credentials-source"),
+    )
+}
+
+/// Plays one write against what is stored; returns what is stored afterwards and checks the
+/// step's own promises.
+fn play(stored: Option<&Value>, world: World, write: Write, trace: &str) -> Option<Value> {
+    let lookups = world.cluster();
+    let rendered = statefulset(json!([dittofs_container(match write {
+        Write::OperatorWithEnv => world.operator_env(),
+        _ => plain_env(),
+    })]));
+    let (operation, object, old) = match (stored, write) {
+        (None, _) | (Some(_), Write::OrphanRecreate) => ("CREATE", rendered, Value::Null),
+        (Some(stored), Write::Operator | Write::OperatorWithEnv) => {
+            ("UPDATE", rendered, stored.clone())
+        }
+        (Some(stored), Write::Restart) => {
+            let mut restarted = stored.clone();
+            restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+                json!(trace);
+            ("UPDATE", restarted, stored.clone())
+        }
+        (Some(stored), Write::PersonRemovesEndpoint) => {
+            let mut edited = stored.clone();
+            if let Some(env) =
+                edited["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut()
+            {
+                env.retain(|entry| env::entry_name(entry) != Some(env::ENDPOINT_URL));
+            }
+            ("UPDATE", edited, stored.clone())
+        }
+    };
+    let decision = inject(
+        &request(WorkloadKind::StatefulSet, operation, &object, &old),
+        &Settings::default(),
+        &lookups,
+    );
+    assert_no_values(&decision);
+    let result = admitted(&decision, &object);
+    if world.lookup_fails() {
+        match (operation, &result) {
+            // What the pods run with stays: the stored template's, or (orphans) the pods' own.
+            ("UPDATE", Some(result)) => assert_eq!(
+                credentials_of(result),
+                credentials_of(&old),
+                "{trace}: {decision:?}"
+            ),
+            // Created without knowing which credentials: refused, the operator retries.
+            ("CREATE", Some(_)) if world.owner_unreadable() => {
+                panic!("{trace}: created without its credentials: {decision:?}")
+            }
+            // The DittoServer was read: the first injection names its Secret, without a hash.
+            ("CREATE", Some(result)) => assert!(
+                credentials_of(result).2.is_some() && credentials_of(result).1.is_none(),
+                "{trace}: {decision:?}"
+            ),
+            _ => {}
+        }
+    }
+    let Some(result) = result else {
+        // A refused orphan recreate leaves the pods as they were; a refused write, the stored.
+        return stored.cloned();
+    };
+    // The policy never rejects its own output, in any world, and in the world it was
+    // written in, its output is a fixed point.
+    for other in WORLDS {
+        let again = inject(
+            &request(WorkloadKind::StatefulSet, "UPDATE", &result, &result),
+            &Settings::default(),
+            &other.cluster(),
+        );
+        assert!(
+            !matches!(again.verdict, Verdict::Reject(_)),
+            "{trace}, then {other:?}: {again:?}"
+        );
+        if other == world {
+            assert_eq!(again.verdict, Verdict::Accept, "{trace}: {again:?}");
+        }
+    }
+    // A pod created from it is not refused, and a failed lookup leaves it as it came.
+    let container = find_container(&result, WorkloadKind::StatefulSet, "dittofs")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let from_template = pod_of_template(&result, container);
+    let pod_decision = inject(
+        &request(WorkloadKind::Pod, "CREATE", &from_template, &Value::Null),
+        &Settings::default(),
+        &lookups,
+    );
+    assert!(
+        !matches!(pod_decision.verdict, Verdict::Reject(_)),
+        "{trace}: pod {pod_decision:?}"
+    );
+    // (A template without the policy's output gets the first injection when the DittoServer
+    // was read: the documented Secret-missing case.)
+    let (_, hash, record) = credentials_of(&result);
+    if world.lookup_fails() && (hash.is_some() || record.is_some()) {
+        assert_eq!(
+            pod_decision.verdict,
+            Verdict::Accept,
+            "{trace}: pod {pod_decision:?}"
+        );
+    }
+    Some(result)
+}
+
+/// Plays every continuation of `stored` for `depth` more writes; returns how many sequences.
+fn play_on(stored: Option<&Value>, trace: &str, depth: usize) -> usize {
+    if depth == 0 {
+        return 1;
+    }
+    let mut played = 0;
+    for world in WORLDS {
+        for write in WRITES {
+            // With nothing stored every write is the operator's CREATE: two distinct ones.
+            if stored.is_none() && !matches!(write, Write::Operator | Write::OperatorWithEnv) {
+                continue;
+            }
+            let trace = format!("{trace}{world:?}/{write:?} ");
+            let next = play(stored, world, write, &trace);
+            played += play_on(next.as_ref(), &trace, depth - 1);
+        }
+    }
+    played
+}
+
+#[test]
+fn lifecycle_sequences_never_reject_their_own_output_nor_move_credentials_on_a_failed_lookup() {
+    // Each step's output is the next step's stored object.
+    // A refused CREATE leaves nothing stored, so only CREATEs follow it.
+    let played = play_on(None, "", 3);
+    assert!(played >= 12 * 12 * 12, "{played}");
 }

@@ -37,7 +37,7 @@ fn check(
     let what = request.describe();
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {
-        Owner::NoCredentials => return Decision::accept(),
+        Owner::NoCredentials => return withdrawn(request, owner_name, &owner, settings),
         // An orphan or a transient failure must not flap audit reports.
         Owner::Unreadable(reason) | Owner::Invalid(reason) => {
             return Decision::accept().with_warnings(vec![format!(
@@ -117,6 +117,38 @@ fn check(
     if stale.is_empty() {
         return Decision::accept().with_warnings(warnings);
     }
+    roll(request, owner_name, &stale).with_warnings(warnings)
+}
+
+/// The DittoServer names no credentials: a workload still holding entries the policy injected
+/// (by its record) runs with credentials nobody names any more, until it rolls.
+fn withdrawn(
+    request: &WorkloadRequest<'_>,
+    owner_name: &str,
+    owner: &ObjectRef<'_>,
+    settings: &Settings,
+) -> Decision {
+    let ownership = request.ownership(settings);
+    let holds = find_container(request.object, request.kind, &settings.container_name)
+        .and_then(|container| container.get("env"))
+        .and_then(Value::as_array)
+        .is_some_and(|env| env.iter().any(|entry| ownership.wrote(entry)));
+    if !holds {
+        return Decision::accept();
+    }
+    roll(
+        request,
+        owner_name,
+        &[format!(
+            "container \"{}\" holds S3 credentials that {owner} no longer names",
+            settings.container_name
+        )],
+    )
+}
+
+/// The rejection of a stale workload, with the command that rolls it through the injecting
+/// policy.
+fn roll(request: &WorkloadRequest<'_>, owner_name: &str, stale: &[String]) -> Decision {
     let statefulset = match request.kind {
         WorkloadKind::StatefulSet => request
             .object
@@ -127,9 +159,9 @@ fn check(
         WorkloadKind::Pod => owner_name,
     };
     Decision::reject(format!(
-        "{what}: {}; roll it with: kubectl rollout restart statefulset/{statefulset} -n {}",
+        "{}: {}; roll it with: kubectl rollout restart statefulset/{statefulset} -n {}",
+        request.describe(),
         stale.join("; "),
         request.namespace
     ))
-    .with_warnings(warnings)
 }
