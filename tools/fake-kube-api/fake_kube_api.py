@@ -42,8 +42,10 @@ collection's objects, so it changes when they do); every item gets metadata.reso
 when it has none (the list's), and, for a custom resource (apis/...), apiVersion and kind when it
 has none; built-in (api/v1) items lose theirs, as a real API server leaves them out of those. "limit"/"continue" are ignored: everything comes in one page. A path in "forbidden" answers
 403 with the RBAC sentence for verb "list" (or "watch"); "faults" and "delays" apply to the
-collection path as to any other (a fault {"status": 404, "reason": "NotFound", "message": "the
-server could not find the requested resource"} is what a missing CRD looks like).
+collection path as to any other. A CRD that is not installed shows first in discovery: a fault
+{"status": 404, "reason": "NotFound", "message": "the server could not find the requested resource"}
+on /apis/G/V is what policy-evaluator then reports (a 403, 404 or 500 of the LIST itself makes its
+reflector retry forever, and the host call never returns).
 
 A WATCH of such a collection (query watch=true or watch=1) answers 200 with a chunked
 application/json stream that sends no events; with allowWatchBookmarks=true it sends a BOOKMARK
