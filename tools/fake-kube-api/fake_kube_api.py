@@ -19,7 +19,9 @@ the cluster by rewriting it (write a temporary file, then rename it over STATE.j
                          "status": {"allowed": false, "reason": "..."}}],
       "accessReviewDefault": {"allowed": true, "reason": "..."},
       "delays":    {"PATH": seconds before answering it as usual},
-      "delay": seconds before every answer
+      "delay": seconds before every answer,
+      "resourceVersion": "N", the resourceVersion of every list (else derived, see below),
+      "watchBookmarkSeconds": seconds between a watch's BOOKMARK events (see below)
     }
 
 Answers: discovery for v1, dittofs.dittofs.com/v1alpha1 and authorization.k8s.io/v1; GET of an
@@ -27,18 +29,44 @@ object in "objects"; 404 as a Kubernetes Status (reason NotFound) for any other 
 (reason Forbidden, the API server's sentence) for a path in "forbidden"; a fault for a path in
 "faults" ("*" matches every path), checked before anything else; SubjectAccessReviews
 (POST .../subjectaccessreviews) answered by the first matching "accessReviews" entry, else
-"accessReviewDefault" (allowed when absent). Lists, watches and anything else: 405 Status.
+"accessReviewDefault" (allowed when absent).
+
+Namespaced collections (GET /api/v1/namespaces/NS/PLURAL, GET /apis/G/V/namespaces/NS/PLURAL,
+for a plural the discovery above names) are answered from the same "objects": the items are the
+objects whose path is the collection path plus one segment, in path order, filtered by a
+labelSelector (k=v, k==v, k!=v, k, !k, comma-separated) and a fieldSelector (metadata.name and
+metadata.namespace with = == !=) when the query has them (another selector: 400 BadRequest).
+The answer is what a real API server sends: a "<Kind>List" with apiVersion and
+metadata.resourceVersion (the state's "resourceVersion", else a number derived from the
+collection's objects, so it changes when they do); every item gets metadata.resourceVersion
+when it has none (the list's), and, for a custom resource (apis/...), apiVersion and kind when it
+has none; built-in (api/v1) items lose theirs, as a real API server leaves them out of those. "limit"/"continue" are ignored: everything comes in one page. A path in "forbidden" answers
+403 with the RBAC sentence for verb "list" (or "watch"); "faults" and "delays" apply to the
+collection path as to any other. A CRD that is not installed shows first in discovery: a fault
+{"status": 404, "reason": "NotFound", "message": "the server could not find the requested resource"}
+on /apis/G/V is what policy-evaluator then reports (a 403, 404 or 500 of the LIST itself makes its
+reflector retry forever, and the host call never returns).
+
+A WATCH of such a collection (query watch=true or watch=1) answers 200 with a chunked
+application/json stream that sends no events; with allowWatchBookmarks=true it sends a BOOKMARK
+event carrying the list's resourceVersion every "watchBookmarkSeconds" (state, default 60; 0: none).
+The stream stays open until the query's timeoutSeconds (default 1800) pass or the server is
+stopped (SIGTERM or SIGINT end every open watch cleanly), and ends with the last chunk; other
+requests are served meanwhile (a thread per connection). The request is logged when it arrives,
+like every other. Anything else (a cluster-scoped list, other methods): 405 Status.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 DISCOVERY = {
     "/version": {"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"},
@@ -71,6 +99,7 @@ DISCOVERY = {
 }
 
 OBJECT = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)/(?P<name>[^/]+)$")
+COLLECTION = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)$")
 ACCESS_REVIEW = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 POLICY_SERVER_USER = "system:serviceaccount:kubewarden:dittofs-s3-policy-server"
 
@@ -83,11 +112,62 @@ def status(code, reason, message, details=None):
     return code, body
 
 
+def kind_of(group, version, plural):
+    """The kind discovery names for a namespaced plural, or None."""
+    resources = DISCOVERY.get(f"/apis/{group}/{version}" if group else "/api/v1", {}).get("resources", [])
+    for resource in resources:
+        if resource["name"] == plural and resource["namespaced"]:
+            return resource["kind"]
+    return None
+
+
+class Watch:
+    """What handle_any streams for a watch: bookmarks every `bookmark` seconds (0: none)."""
+
+    def __init__(self, resource_version, api_version, kind, timeout, bookmark):
+        self.resource_version = resource_version
+        self.api_version = api_version
+        self.kind = kind
+        self.timeout = timeout
+        self.bookmark = bookmark
+
+
+def selector_terms(text, field):
+    """[(key, op, value)] of a selector; ValueError for what this server does not understand."""
+    terms = []
+    for term in filter(None, (t.strip() for t in (text or "").split(","))):
+        found = re.fullmatch(r"([^=!\s]+)\s*(==|!=|=)\s*([^=!\s]*)", term)
+        if found:
+            terms.append((found[1], "!=" if found[2] == "!=" else "=", found[3]))
+        elif not field and re.fullmatch(r"!?[A-Za-z0-9./_-]+", term):
+            terms.append((term.lstrip("!"), "absent" if term.startswith("!") else "exists", None))
+        else:
+            raise ValueError(term)
+        if field and terms[-1][0] not in ("metadata.name", "metadata.namespace"):
+            raise ValueError(term)
+    return terms
+
+
+def selected(obj, labels, fields):
+    metadata = obj.get("metadata") or {}
+    values = metadata.get("labels") or {}
+    for key, op, value in labels:
+        if ((op == "=" and values.get(key) != value) or (op == "!=" and values.get(key) == value)
+                or (op == "exists" and key not in values) or (op == "absent" and key in values)):
+            return False
+    for key, op, value in fields:
+        actual = metadata.get(key.split(".", 1)[1], "")
+        if (op == "=") != (actual == value):
+            return False
+    return True
+
+
 class Api:
     def __init__(self, state_path, log_path):
         self.state_path = state_path
         self.log = open(log_path, "a", encoding="utf-8")
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def state(self):
         try:
@@ -101,8 +181,8 @@ class Api:
             self.log.write(json.dumps(entry, sort_keys=True) + "\n")
             self.log.flush()
 
-    def answer(self, method, path, body, state):
-        """(status, JSON body) or (status, raw text) for one request."""
+    def answer(self, method, path, body, state, query=""):
+        """(status, JSON body), (status, raw text) or (200, Watch) for one request."""
         faults = state.get("faults", {})
         fault = faults.get(path) or faults.get("*")
         if fault:
@@ -134,7 +214,58 @@ class Api:
                 return 200, objects[path]
             resource = f"{plural}.{group}" if group else plural
             return status(404, "NotFound", f'{resource} "{name}" not found', details)
+        match = COLLECTION.match(path)
+        if method == "GET" and match:
+            return self.collection(path, match, query, state)
         return status(405, "MethodNotAllowed", f"the fake API does not serve {method} {path}")
+
+    def collection(self, path, match, query, state):
+        """A list of a namespaced collection, or a Watch to stream."""
+        params = {key: values[-1] for key, values in parse_qs(query or "", keep_blank_values=True).items()}
+        group, version, ns, plural = match["group"] or "", match["version"] or "v1", match["ns"], match["plural"]
+        kind = kind_of(group, version, plural)
+        if kind is None:
+            return status(404, "NotFound", "the server could not find the requested resource",
+                          {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+        api_version = f"{group}/{version}" if group else "v1"
+        watch = params.get("watch") in ("true", "1")
+        resource = f"{plural}.{group}" if group else plural
+        if path in state.get("forbidden", {}):
+            extra = state["forbidden"][path]
+            verb = "watch" if watch else "list"
+            return status(403, "Forbidden",
+                          f'{resource} is forbidden: User "{POLICY_SERVER_USER}" cannot {verb} resource '
+                          f'"{plural}" in API group "{group}" in the namespace "{ns}"'
+                          + (f": {extra}" if extra else ""), {"group": group, "kind": plural} if group
+                          else {"kind": plural})
+        try:
+            labels = selector_terms(params.get("labelSelector"), field=False)
+            fields = selector_terms(params.get("fieldSelector"), field=True)
+        except ValueError as bad:
+            return status(400, "BadRequest", f"unable to parse requirement: the fake API does not "
+                          f"understand the selector term {str(bad)!r}")
+        prefix = path + "/"
+        objects = state.get("objects", {})
+        members = sorted((p, o) for p, o in objects.items() if p.startswith(prefix) and "/" not in p[len(prefix):])
+        resource_version = str(state.get("resourceVersion") or int.from_bytes(hashlib.sha256(
+            json.dumps(members, sort_keys=True).encode()).digest()[:3], "big") + 1000)
+        if watch:
+            return 200, Watch(resource_version, api_version, kind,
+                              float(params.get("timeoutSeconds") or 1800),
+                              float(state.get("watchBookmarkSeconds", 60))
+                              if params.get("allowWatchBookmarks") == "true" else 0)
+        items = []
+        for _, obj in members:
+            if not selected(obj, labels, fields):
+                continue
+            item = json.loads(json.dumps(obj))
+            api_version_of, kind_of_item = item.pop("apiVersion", api_version), item.pop("kind", kind)
+            if group:
+                item = {"apiVersion": api_version_of, "kind": kind_of_item, **item}
+            item.setdefault("metadata", {}).setdefault("resourceVersion", resource_version)
+            items.append(item)
+        return 200, {"kind": f"{kind}List", "apiVersion": api_version,
+                     "metadata": {"resourceVersion": resource_version}, "items": items}
 
     def access_review(self, body, state):
         spec = (body or {}).get("spec") or {}
@@ -174,7 +305,7 @@ def handler(api):
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             state = api.state()
-            code, answer = api.answer(method, url.path, body, state)
+            code, answer = api.answer(method, url.path, body, state, url.query)
             faults = state.get("faults", {})
             fault = faults.get(url.path) or faults.get("*") or {}
             api.record({"t": arrived, "method": method, "path": url.path, "query": url.query,
@@ -186,12 +317,46 @@ def handler(api):
                 self.close_connection = True
                 self.connection.close()
                 return
+            if isinstance(answer, Watch):
+                self.stream(answer)
+                return
             data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def stream(self, watch):
+            """A watch: chunked events (only bookmarks) until the timeout or the server stops."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            deadline = time.monotonic() + watch.timeout
+            next_bookmark = time.monotonic() + watch.bookmark if watch.bookmark else None
+            try:
+                while not api.stopping.is_set():
+                    now = time.monotonic()
+                    if now >= deadline:
+                        break
+                    if next_bookmark is not None and now >= next_bookmark:
+                        event = {"type": "BOOKMARK", "object": {
+                            "apiVersion": watch.api_version, "kind": watch.kind,
+                            "metadata": {"resourceVersion": watch.resource_version}}}
+                        line = json.dumps(event).encode() + b"\n"
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                        self.wfile.flush()
+                        next_bookmark = now + watch.bookmark
+                    wake = min(deadline, next_bookmark or deadline)
+                    api.stopping.wait(max(0.0, min(wake - now, 0.5)))
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except OSError:  # the client went away
+                self.close_connection = True
+            if api.stopping.is_set():
+                self.close_connection = True
 
         def do_GET(self):
             self.handle_any("GET")
@@ -225,10 +390,16 @@ def main():
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(f"{server.server_address[1]}\n")
     os.replace(tmp, args.port_file)
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         pass
+    api.stopping.set()  # open watches end their streams
+    time.sleep(0.2)
     return 0
 
 

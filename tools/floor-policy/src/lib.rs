@@ -7,6 +7,11 @@
 //! the answers unread: the floor of a request that needs those lookups, which measures what the
 //! host's calls cost under a given host.
 //!
+//! With `{"lists": [LIST_REQUEST, …]}` it likewise makes those
+//! `kubernetes/list_resources_by_namespace` host calls, after the lookups, in order, each payload
+//! sent as given (the SDK's ListResourcesByNamespaceRequest: api_version, kind, namespace,
+//! label_selector, field_selector, field_masks), and discards the answers unread.
+//!
 //! With `{"response": TEXT}` it answers with TEXT, a ValidationResponse given as a JSON string,
 //! instead of accepting: given the policy's own answer (a mutated object), it measures what the
 //! host spends on a mutation (reading the object back, diffing it, encoding the patch).
@@ -33,6 +38,17 @@ fn validate(payload: &[u8]) -> CallResult {
                 "kubernetes",
                 "get_resource",
                 &serde_json::to_vec(lookup)?,
+            )?;
+            std::hint::black_box(answer);
+        }
+    }
+    if let Some(lists) = request.settings.get("lists").and_then(|l| l.as_array()) {
+        for list in lists {
+            let answer = guest::host_call(
+                "kubewarden",
+                "kubernetes",
+                "list_resources_by_namespace",
+                &serde_json::to_vec(list)?,
             )?;
             std::hint::black_box(answer);
         }
