@@ -17,7 +17,11 @@ fn kit_policies() -> Vec<(String, serde_json::Value)> {
     let mut policies = Vec::new();
     for entry in std::fs::read_dir(common::repo_path("deploy")).expect("deploy/") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if !name.ends_with(".yaml") {
             continue;
         }
@@ -57,16 +61,27 @@ fn the_changelog_has_a_section_for_this_version_naming_the_settings_it_accepts()
         .and_then(|rest| rest.split("\n\n").next())
         .unwrap_or_else(|| panic!("CHANGELOG.md {heading}: no `Settings it accepts:` paragraph"));
     let defaults = serde_json::to_value(Settings::default()).expect("settings");
-    let accepted: BTreeSet<String> = defaults.as_object().expect("object").keys().cloned().collect();
+    let accepted: BTreeSet<String> = defaults
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
     let listed: BTreeSet<String> = Regex::new(r"`([a-zA-Z]+)`")
         .expect("regex")
         .captures_iter(sentence)
         .map(|c| c[1].to_owned())
         .collect();
-    assert_eq!(listed, accepted, "CHANGELOG.md {heading}: the settings this version accepts");
+    assert_eq!(
+        listed, accepted,
+        "CHANGELOG.md {heading}: the settings this version accepts"
+    );
     // The README and the Artifact Hub install text install this version.
     let readme = read("README.md");
-    for reference in Regex::new(r"(?:ref=|/)v(\d+\.\d+\.\d+)").expect("regex").captures_iter(&readme) {
+    for reference in Regex::new(r"(?:ref=|/)v(\d+\.\d+\.\d+)")
+        .expect("regex")
+        .captures_iter(&readme)
+    {
         assert_eq!(&reference[1], version(), "README names v{}", &reference[1]);
     }
 }
@@ -74,7 +89,9 @@ fn the_changelog_has_a_section_for_this_version_naming_the_settings_it_accepts()
 #[test]
 fn the_readme_permissions_are_those_of_deploy_rbac() {
     let readme = read("README.md");
-    let mut lines = readme.lines().skip_while(|l| !l.starts_with("| resource | verbs | why |"));
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| resource | verbs | why |"));
     assert!(lines.next().is_some(), "README has no permissions table");
     let documented: BTreeSet<(String, String)> = lines
         .skip(1)
@@ -110,7 +127,10 @@ fn the_readme_permissions_are_those_of_deploy_rbac() {
             }
         }
     }
-    assert_eq!(documented, granted, "README permissions table vs deploy/rbac.yaml");
+    assert_eq!(
+        documented, granted,
+        "README permissions table vs deploy/rbac.yaml"
+    );
 }
 
 #[test]
@@ -121,11 +141,19 @@ fn every_make_target_the_docs_name_exists() {
         .filter(|line| !line.starts_with('\t') && !line.starts_with('#'))
         .filter_map(|line| line.split_once(':').map(|(head, _)| head))
         .filter(|head| !head.contains('=') && !head.contains('$'))
-        .flat_map(|head| head.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|head| {
+            head.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut files = vec!["README.md".to_owned(), "CONTRIBUTING.md".to_owned()];
     for entry in std::fs::read_dir(common::repo_path("docs")).expect("docs/") {
-        let name = entry.expect("entry").file_name().into_string().expect("name");
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("name");
         files.push(format!("docs/{name}"));
     }
     let named = Regex::new(r"`make ([a-zA-Z0-9_./-]+)").expect("regex");
@@ -133,8 +161,15 @@ fn every_make_target_the_docs_name_exists() {
     for file in files {
         for target in named.captures_iter(&read(&file)) {
             checked += 1;
-            assert!(targets.contains(&target[1]), "{file} names `make {}`, which the Makefile lacks", &target[1]);
+            assert!(
+                targets.contains(&target[1]),
+                "{file} names `make {}`, which the Makefile lacks",
+                &target[1]
+            );
         }
     }
-    assert!(checked > 10, "only {checked} make targets named in the docs");
+    assert!(
+        checked > 10,
+        "only {checked} make targets named in the docs"
+    );
 }

@@ -4,6 +4,7 @@
 //! documented template, and every documented template must be given at least once. A message
 //! changed in the code, or a row changed in the docs, fails here.
 
+#[allow(dead_code)]
 mod common;
 
 use std::cell::RefCell;
@@ -125,7 +126,10 @@ fn files(dir: &str, prefix: &str, suffix: &str) -> Vec<std::path::PathBuf> {
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|entry| entry.expect("entry").path())
         .filter(|path| {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             name.starts_with(prefix) && name.ends_with(suffix)
         })
         .collect();
@@ -181,10 +185,14 @@ fn produced() -> BTreeMap<String, String> {
                 let decision = decide_payload(payload.as_bytes(), &cluster);
                 let input = || format!("{request} + {name} + {settings}");
                 if let Verdict::Reject(message) = &decision.verdict {
-                    messages.entry(format!("R: {message}")).or_insert_with(input);
+                    messages
+                        .entry(format!("R: {message}"))
+                        .or_insert_with(input);
                 }
                 for warning in &decision.warnings {
-                    messages.entry(format!("W: {warning}")).or_insert_with(input);
+                    messages
+                        .entry(format!("W: {warning}"))
+                        .or_insert_with(input);
                 }
             }
         }
@@ -211,8 +219,14 @@ fn derived_requests() -> Vec<(String, Value)> {
     statefulset["object"]["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!("marmos91c/dittofs:v0.12.1");
     vec![
-        ("dittoserver-sample-create.json with image v0.13.0".to_owned(), request),
-        ("statefulset-update-injected.json with a new image".to_owned(), statefulset),
+        (
+            "dittoserver-sample-create.json with image v0.13.0".to_owned(),
+            request,
+        ),
+        (
+            "statefulset-update-injected.json with a new image".to_owned(),
+            statefulset,
+        ),
     ]
 }
 
@@ -244,17 +258,35 @@ fn pattern(template: &str, routes: &str, problems: &str) -> String {
     let lookup = format!(r"(?:access denied \({HOST_TEXT}\)|lookup failed \({HOST_TEXT}\))");
     for (placeholder, replacement) in [
         ("\"…\"", r#""[^"]*""#.to_owned()),
-        ("<dittoserver>", r#"(?:DittoServer "[^"]*"|unnamed DittoServer)"#.to_owned()),
+        (
+            "<dittoserver>",
+            r#"(?:DittoServer "[^"]*"|unnamed DittoServer)"#.to_owned(),
+        ),
         ("<kind>", "(?:Pod|StatefulSet)".to_owned()),
-        ("<secret>", r#"Secret "[^"]*" in namespace "[^"]*""#.to_owned()),
-        ("<user>", r#"(?:user "[^"]*"|the unnamed user of groups \[[^\]]*\])"#.to_owned()),
+        (
+            "<secret>",
+            r#"Secret "[^"]*" in namespace "[^"]*""#.to_owned(),
+        ),
+        (
+            "<user>",
+            r#"(?:user "[^"]*"|the unnamed user of groups \[[^\]]*\])"#.to_owned(),
+        ),
         ("<names>", r#""[^"]*"(?:, "[^"]*")*"#.to_owned()),
-        ("<fields>", r"[A-Za-z0-9_.\[\]-]+(?:, [A-Za-z0-9_.\[\]-]+)*".to_owned()),
+        (
+            "<fields>",
+            r"[A-Za-z0-9_.\[\]-]+(?:, [A-Za-z0-9_.\[\]-]+)*".to_owned(),
+        ),
         ("<field>", r"[A-Za-z0-9_./\[\]-]+".to_owned()),
-        ("<type>", "(?:null|a boolean|a number|a string|an array|an object)".to_owned()),
+        (
+            "<type>",
+            "(?:null|a boolean|a number|a string|an array|an object)".to_owned(),
+        ),
         ("<list>", r"[^\]]*".to_owned()),
         ("<version>", "[0-9A-Za-z.+-]+".to_owned()),
-        ("<VARS>", "[A-Z_][A-Z0-9_]*(?:, [A-Z_][A-Z0-9_]*)*".to_owned()),
+        (
+            "<VARS>",
+            "[A-Z_][A-Z0-9_]*(?:, [A-Z_][A-Z0-9_]*)*".to_owned(),
+        ),
         ("<VAR>", "[A-Z_][A-Z0-9_]*".to_owned()),
         ("<n>", "[0-9]+".to_owned()),
         ("<name>", "[a-z0-9.-]+".to_owned()),
@@ -286,7 +318,10 @@ fn patterns() -> (Vec<(String, String)>, Vec<String>) {
             .join("|")
     };
     let (routes, problems) = (section("Credential routes"), section("Field rules"));
-    assert!(!routes.is_empty() && !problems.is_empty(), "docs/messages.md lost a section");
+    assert!(
+        !routes.is_empty() && !problems.is_empty(),
+        "docs/messages.md lost a section"
+    );
     let whole = templates
         .iter()
         .map(|(_, template)| (template.clone(), pattern(template, &routes, &problems)))

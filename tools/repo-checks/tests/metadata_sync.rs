@@ -185,8 +185,18 @@ fn artifacthub_package_is_what_kwctl_scaffold_writes() {
 fn artifacthub_install_text_is_the_kit_at_this_version() {
     let package = yaml("artifacthub-pkg.yml");
     let install = package["install"].as_str().expect("install");
-    assert_eq!(install, read("artifacthub-install.md"), "run `make artifacthub-pkg.yml`");
+    assert_eq!(
+        install,
+        read("artifacthub-install.md"),
+        "run `make artifacthub-pkg.yml`"
+    );
     let version = annotation(&metadata(), "io.kubewarden.policy.version");
-    assert!(install.contains(&format!("//deploy?ref=v{version}")), "{install}");
-    assert!(!install.contains("kwctl scaffold manifest -t"), "the generic install cannot work");
+    assert!(
+        install.contains(&format!("//deploy?ref=v{version}")),
+        "{install}"
+    );
+    assert!(
+        !install.contains("kwctl scaffold manifest -t"),
+        "the generic install cannot work"
+    );
 }
