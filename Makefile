@@ -32,13 +32,10 @@ LIFECYCLE := target/tool/lifecycle-scenario
 $(LIFECYCLE): $(shell find tools/lifecycle/src -name '*.rs') tools/lifecycle/Cargo.toml Cargo.lock
 	cargo build --locked -p lifecycle-scenario --profile tool
 
-# The usage documentation the module embeds (io.kubewarden.policy.usage): the README up to its
-# "end of usage" marker; the developer part after it would only make every module download larger.
-USAGE := target/usage.md
-$(USAGE): README.md
-	@mkdir -p target
-	sed '/^<!-- end of usage/,$$d' README.md >$@
-	@grep -q '^## Settings' $@ || { echo "$@ lost the user documentation: is the marker misplaced?" >&2; exit 1; }
+# The usage documentation the module embeds (io.kubewarden.policy.usage): README.md whole, as
+# Kubewarden's convention (`-u README.md`) and Artifact Hub (which shows the whole README of the
+# release tag) have it; the README is written for the people who install the policy.
+USAGE := README.md
 
 annotated-policy.wasm: policy.wasm metadata.yml $(USAGE) $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	$(KWCTL) annotate -m metadata.yml -u $(USAGE) -o annotated-policy.wasm policy.wasm
@@ -48,10 +45,16 @@ annotated-policy.wasm: policy.wasm metadata.yml $(USAGE) $(if $(filter $(RUNNER)
 # checks it with `make artifacthub-pkg.yml VERSION=...`: kwctl takes the version from metadata.yml
 # (its --version flag is deprecated), so VERSION changes nothing. Without kwctl the runner writes
 # the same fields, not byte for byte (tools/repo-checks compares with kwctl when it is there).
+# kwctl's generic install text (`kwctl scaffold manifest`, no context-aware access, the default
+# PolicyServer) cannot work for this policy: it is replaced by artifacthub-install.md, the kit.
 SCAFFOLD_KWCTL ?= $(firstword $(wildcard ../shared/tools/kwctl/kwctl) $(shell command -v kwctl 2>/dev/null))
-artifacthub-pkg.yml: metadata.yml questions-ui.yml $(if $(SCAFFOLD_KWCTL),,$(RUNNER))
+artifacthub-pkg.yml: metadata.yml questions-ui.yml artifacthub-install.md $(if $(SCAFFOLD_KWCTL),,$(RUNNER))
 	$(or $(SCAFFOLD_KWCTL),$(RUNNER)) scaffold artifacthub --metadata-path metadata.yml \
-		--questions-path questions-ui.yml --output artifacthub-pkg.yml
+		--questions-path questions-ui.yml --output artifacthub-pkg.yml.tmp
+	awk 'FNR == NR { text = text "  " $$0 "\n"; next } \
+	     /^install: / { printf "install: |\n%s", text; skip = 1; next } \
+	     skip && /^[^ ]/ { skip = 0 } !skip' artifacthub-install.md artifacthub-pkg.yml.tmp >artifacthub-pkg.yml
+	rm -f artifacthub-pkg.yml.tmp
 
 # Publishes the annotated module to registry://$(REGISTRY)/dittofs-s3-policy, tagged latest and
 # v<version> (or TAG alone): make push REGISTRY=ghcr.io/dittofs/policies [TAG=…] [PLAIN_HTTP=1].
@@ -75,7 +78,7 @@ demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.lock
 	scripts/build-wasm.sh floor-policy target/floor-policy.wasm
 
-# Benchmarks against the floor module and checks the budgets (see README, Performance): on the
+# Benchmarks against the floor module and checks the budgets (see docs/performance.md): on the
 # runner, under kwctl bench (when kwctl is there; scripts/bench-kwctl.sh), then under load through
 # the real policy-server. All run; bench fails if any missed.
 .PHONY: bench
@@ -156,7 +159,7 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(REGISTRY_RUNNER) $(LI
 # Every request and replay session of test_data (hostile cases included), settings variants,
 # ungranted lookups and RUST_BACKTRACE=1, through the runner and the real kwctl, each on
 # policy.wasm annotated by itself: same exit code, same response (verdict, status, patch,
-# warnings), same refusal (scripts/differential.sh; README, The runner). Skipped, saying so,
+# warnings), same refusal (scripts/differential.sh; docs/runner.md). Skipped, saying so,
 # without kwctl. JOBS=N runs N pairs at a time (default 12: kwctl mostly waits).
 .PHONY: differential
 differential: policy.wasm metadata.yml $(USAGE) $(RUNNER)
@@ -170,8 +173,8 @@ POLICY_SERVER ?= $(firstword $(wildcard ../shared/tools/policy-server/policy-ser
 PS_MODULE = $(if $(REAL_KWCTL),target/kwctl-annotated-policy.wasm,annotated-policy.wasm)
 
 # The policy inside the real policy-server, over HTTPS, with a stand-in Kubernetes API
-# (e2e-policy-server.bats; README, Testing against the real policy-server). Without a
-# policy-server binary it says so and skips, so `make test` works everywhere; CI has one.
+# (e2e-policy-server.bats; docs/testing.md). Without a policy-server binary it says so and skips,
+# so `make test` works everywhere; the GitHub test workflow fetches a pinned release.
 .PHONY: e2e-policy-server
 e2e-policy-server: $(PS_MODULE) $(LIFECYCLE)
 	@if [ -z "$(POLICY_SERVER)" ]; then \
@@ -181,7 +184,7 @@ e2e-policy-server: $(PS_MODULE) $(LIFECYCLE)
 		POLICY_SERVER=$(POLICY_SERVER) MODULE=$(PS_MODULE) bats e2e-policy-server.bats; \
 	fi
 
-# A bounded fuzzing run of every target (FUZZ_SECONDS each, default 60); see README, Fuzzing.
+# A bounded fuzzing run of every target (FUZZ_SECONDS each, default 60); see docs/testing.md.
 .PHONY: fuzz
 fuzz:
 	scripts/fuzz.sh

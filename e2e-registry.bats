@@ -114,7 +114,7 @@ metadata_annotations() {
   [ "$count" -ge 10 ]
   [ "$(jq -r '.["org.opencontainers.image.source"]' <<<"$annotations")" = \
     "$(metadata_annotations | awk -F'\t' '$1 == "io.kubewarden.policy.source" { print $2 }')" ]
-  # The module embeds its usage (the README's user part) as io.kubewarden.policy.usage; being
+  # The module embeds its usage (the whole README) as io.kubewarden.policy.usage; being
   # multi-line, it stays out.
   grep -q io.kubewarden.policy.usage "$MODULE"
   [ "$(jq -r '.["io.kubewarden.policy.usage"]' <<<"$annotations")" = null ]

@@ -7,7 +7,7 @@
 # cannot serve a benchmark: each recorded answer is used once, then every lookup fails.)
 #
 #   KWCTL=../shared/tools/kwctl/kwctl scripts/bench-kwctl.sh
-#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), USAGE (target/usage.md), ROUNDS (3), WARM_UP (1 s),
+#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), USAGE (README.md), ROUNDS (3), WARM_UP (1 s),
 #   MEASURE (2 s)
 #
 # kwctl bench evaluates on one instance, again and again (policy-server instantiates per
@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 KWCTL=${KWCTL:-$(command -v kwctl || true)}
 POLICY=${POLICY:-policy.wasm}
 FLOOR=${FLOOR:-target/floor-policy.wasm}
-USAGE=${USAGE:-target/usage.md} # the README part the module embeds (make target/usage.md)
+USAGE=${USAGE:-README.md} # the usage documentation the module embeds (the whole README)
 ROUNDS=${ROUNDS:-3}
 WARM_UP=${WARM_UP:-1}
 MEASURE=${MEASURE:-2}

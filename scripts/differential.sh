@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 RUNNER=${RUNNER:-target/tool/policy-runner}
 KWCTL=${KWCTL:-$(command -v kwctl || true)}
 POLICY=${POLICY:-policy.wasm}
-USAGE=${USAGE:-target/usage.md} # the README part the module embeds (make target/usage.md)
+USAGE=${USAGE:-README.md} # the usage documentation the module embeds (the whole README)
 JOBS=${JOBS:-12}
 FILTER=${1:-}
 

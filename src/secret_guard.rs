@@ -185,7 +185,7 @@ fn breaks(
         let broken = format!(
             "DittoServer \"{}\" ({})",
             consumer.name,
-            problems.join("; ")
+            problems.join(", ")
         );
         // A Secret that was already broken this way can be repaired in steps: the steps are
         // not refused for what they did not cause.

@@ -158,16 +158,45 @@ fn artifacthub_package_is_what_kwctl_scaffold_writes() {
     );
     // Byte for byte but for the creation time (what check-artifacthub ignores too), and the
     // final newline that kwctl adds on stdout but not with --output.
-    let without_created_at = |text: &str| -> Vec<String> {
+    // The install text is ours (artifacthub-install.md, put in place by the Makefile).
+    let without_created_at_and_install = |text: &str| -> Vec<String> {
+        let mut in_install = false;
         text.trim_end()
             .lines()
-            .filter(|line| !line.starts_with("createdAt:"))
+            .filter(|line| {
+                if line.starts_with("install:") {
+                    in_install = true;
+                } else if !line.starts_with(' ') {
+                    in_install = false;
+                }
+                !in_install && !line.starts_with("createdAt:")
+            })
             .map(str::to_owned)
             .collect()
     };
     assert_eq!(
-        without_created_at(&read("artifacthub-pkg.yml")),
-        without_created_at(&String::from_utf8(output.stdout).expect("utf-8")),
+        without_created_at_and_install(&read("artifacthub-pkg.yml")),
+        without_created_at_and_install(&String::from_utf8(output.stdout).expect("utf-8")),
         "artifacthub-pkg.yml differs from kwctl's: run `make artifacthub-pkg.yml`"
+    );
+}
+
+#[test]
+fn artifacthub_install_text_is_the_kit_at_this_version() {
+    let package = yaml("artifacthub-pkg.yml");
+    let install = package["install"].as_str().expect("install");
+    assert_eq!(
+        install,
+        read("artifacthub-install.md"),
+        "run `make artifacthub-pkg.yml`"
+    );
+    let version = annotation(&metadata(), "io.kubewarden.policy.version");
+    assert!(
+        install.contains(&format!("//deploy?ref=v{version}")),
+        "{install}"
+    );
+    assert!(
+        !install.contains("kwctl scaffold manifest -t"),
+        "the generic install cannot work"
     );
 }
