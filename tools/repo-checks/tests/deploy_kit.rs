@@ -80,8 +80,16 @@ fn policies_use_this_module_on_the_dedicated_policy_server() {
         annotation(&metadata, "io.kubewarden.policy.version")
     );
     let server = yaml("deploy/policy-server.yaml");
+    let guard_server = yaml("deploy/secret-guard-policy-server.yaml");
     assert_eq!(server["kind"], "PolicyServer");
+    assert_eq!(guard_server["kind"], "PolicyServer");
     for (name, policy) in policies() {
+        // The guard alone on its own server: a stalled list cannot hold the others' workers.
+        let expected_server = if name == "guard" {
+            &guard_server
+        } else {
+            &server
+        };
         assert_eq!(policy["apiVersion"], "policies.kubewarden.io/v1", "{name}");
         assert_eq!(
             policy["kind"], "ClusterAdmissionPolicy",
@@ -89,7 +97,7 @@ fn policies_use_this_module_on_the_dedicated_policy_server() {
         );
         assert_eq!(policy["spec"]["module"], json!(module), "{name}");
         assert_eq!(
-            policy["spec"]["policyServer"], server["metadata"]["name"],
+            policy["spec"]["policyServer"], expected_server["metadata"]["name"],
             "{name}"
         );
         let granted = set_of(&policy["spec"]["contextAwareResources"]);
@@ -294,6 +302,15 @@ fn blast_radius_is_small() {
         json!(1),
         "a disruption budget"
     );
+    let guard_server = yaml("deploy/secret-guard-policy-server.yaml");
+    assert_eq!(
+        guard_server["spec"]["image"], server["spec"]["image"],
+        "one Kubewarden version"
+    );
+    assert_ne!(
+        guard_server["spec"]["serviceAccountName"], server["spec"]["serviceAccountName"],
+        "the guard's server reads no Secret"
+    );
     let image = server["spec"]["image"].as_str().expect("image");
     let (repository, tag) = image.rsplit_once(':').expect("a tag");
     assert_eq!(
@@ -407,70 +424,97 @@ fn grants_for(metadata: &Value) -> BTreeSet<(String, String, String)> {
     grants
 }
 
+/// (apiGroup, resource, verb) tuples a role grants; no resourceNames, no nonResourceURLs.
+fn role_grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut grants = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none());
+        let list = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .expect(key)
+                .iter()
+                .map(|v| v.as_str().expect("string").to_owned())
+                .collect()
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                for verb in list("verbs") {
+                    grants.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// What the ServiceAccount of the PolicyServer in `server_file` is granted, through the one
+/// ClusterRoleBinding of rbac.yaml that names it.
+fn server_grants(server_file: &str) -> BTreeSet<(String, String, String)> {
+    let documents = yaml_documents("deploy/rbac.yaml");
+    let server = yaml(server_file);
+    let account = documents
+        .iter()
+        .find(|d| {
+            d["kind"] == "ServiceAccount"
+                && d["metadata"]["name"] == server["spec"]["serviceAccountName"]
+        })
+        .unwrap_or_else(|| panic!("{server_file}: its ServiceAccount is in rbac.yaml"));
+    let subject = json!([{
+        "kind": "ServiceAccount",
+        "name": account["metadata"]["name"],
+        "namespace": account["metadata"]["namespace"],
+    }]);
+    let bindings: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding" && d["subjects"] == subject)
+        .collect();
+    assert_eq!(
+        bindings.len(),
+        1,
+        "{server_file}: one binding, for it alone"
+    );
+    let role = documents
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRole" && d["metadata"]["name"] == bindings[0]["roleRef"]["name"]
+        })
+        .expect("the bound role");
+    role_grants(role)
+}
+
 #[test]
 fn rbac_grants_what_the_host_capabilities_need_and_nothing_else() {
     let documents = yaml_documents("deploy/rbac.yaml");
-    let server = yaml("deploy/policy-server.yaml");
-    let account = documents
-        .iter()
-        .find(|d| d["kind"] == "ServiceAccount")
-        .expect("ServiceAccount");
-    assert_eq!(
-        server["spec"]["serviceAccountName"],
-        account["metadata"]["name"]
+    assert!(
+        documents.iter().all(|d| d["kind"] != "Role"),
+        "cluster-wide roles only"
     );
-
-    let roles: Vec<&Value> = documents
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
-        .collect();
-    assert_eq!(roles.len(), 1, "exactly one role");
-    let granted: BTreeSet<(String, String, String)> = roles[0]["rules"]
-        .as_array()
-        .expect("rules")
-        .iter()
-        .flat_map(|rule| {
-            let list = |key: &str| -> Vec<String> {
-                rule[key]
-                    .as_array()
-                    .expect(key)
-                    .iter()
-                    .map(|v| v.as_str().expect("string").to_owned())
-                    .collect()
-            };
-            assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none());
-            let (groups, resources, verbs) = (list("apiGroups"), list("resources"), list("verbs"));
-            groups.into_iter().flat_map(move |group| {
-                let verbs = verbs.clone();
-                resources.clone().into_iter().flat_map(move |resource| {
-                    let group = group.clone();
-                    verbs
-                        .clone()
-                        .into_iter()
-                        .map(move |verb| (group.clone(), resource.clone(), verb))
-                })
-            })
+    let needed = grants_for(&metadata());
+    let main = server_grants("deploy/policy-server.yaml");
+    let guard = server_grants("deploy/secret-guard-policy-server.yaml");
+    // The Secret guard judges the Secret of the request: its server only lists DittoServers.
+    let listing: BTreeSet<_> = ["list", "watch"]
+        .into_iter()
+        .map(|verb| {
+            (
+                "dittofs.dittofs.com".to_owned(),
+                "dittoservers".to_owned(),
+                verb.to_owned(),
+            )
         })
         .collect();
+    assert_eq!(guard, listing, "the guard's server reads no Secret");
     assert_eq!(
-        granted,
-        grants_for(&metadata()),
-        "no Secret list, no watch but the DittoServers', nothing else"
+        main,
+        needed.difference(&listing).cloned().collect(),
+        "no list, no watch, nothing else"
     );
-
-    let binding = documents
+    let roles = documents
         .iter()
-        .find(|d| d["kind"] == "ClusterRoleBinding")
-        .expect("binding");
-    assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
-    assert_eq!(
-        binding["subjects"],
-        json!([{
-            "kind": "ServiceAccount",
-            "name": account["metadata"]["name"],
-            "namespace": account["metadata"]["namespace"],
-        }])
-    );
+        .filter(|d| d["kind"] == "ClusterRole")
+        .count();
+    assert_eq!(roles, 2, "one role per PolicyServer");
 }
 
 #[test]
