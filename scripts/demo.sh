@@ -28,6 +28,10 @@ samples=(
   "DittoFS Pod CREATE, the Secret's endpoint is outside allowedEndpointHosts|pod-create.json|session-workload-found.yml|{\"allowedEndpointHosts\":[\"*.example.com\"]}"
   "Non-DittoFS Pod: untouched, no lookup|pod-create-not-dittofs.json|session-empty.yml|{}"
   "verify mode: Pod injected before a Secret rotation|pod-create-injected.json|session-workload-rotated.yml|{\"workloads\":\"verify\"}"
+  "Secret guard: a good rotation of the Secret a DittoServer names|secret-update-rotated.json|session-guard-named.yml|{}"
+  "Secret guard: a bad rotation that empties accessKeyId|secret-update-emptied.json|session-guard-named.yml|{}"
+  "Secret guard: deleting the Secret a DittoServer names|secret-delete.json|session-guard-named.yml|{}"
+  "Secret guard: a Secret no DittoServer names|secret-create-unnamed.json|session-guard-named.yml|{}"
 )
 
 for sample in "${samples[@]}"; do
