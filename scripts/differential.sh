@@ -17,7 +17,8 @@
 #     granted without a session: kwctl's Kubernetes client fails, the runner has none).
 # The pairs (see `pairs` below): every DittoServer request with every DittoServer session
 # (session-empty, session-secret-*, session-access-*, session-update-*), every workload request
-# with every workload session (session-empty, session-workload-*) in inject and verify mode, the
+# with every workload session (session-empty, session-workload-*) in inject and verify mode, every
+# Secret write with every list session (session-empty, session-guard-*), the
 # hostile cases as test_data/hostile/cases.tsv pairs them, settings variants and invalid
 # settings, lookups not granted, AdmissionReview-wrapped requests, and host errors with
 # RUST_BACKTRACE=1. FILTER (a substring) keeps only the pairs whose description contains it.
@@ -79,6 +80,15 @@ pairs() {
   for request in "${workload_requests[@]}"; do
     for session in "${workload_sessions[@]}"; do
       for settings in '-' '{"workloads":"verify"}'; do
+        printf '%s\t%s\t%s\t%s\tgrant\t0\n' "${request#test_data/} + ${session#test_data/} + $settings" \
+          "$request" "$session" "$settings"
+      done
+    done
+  done
+  # The Secret guard: every Secret write with every list session, by secretGuard and endpoint rules.
+  for request in test_data/secret-*.json; do
+    for session in test_data/session-empty.yml test_data/session-guard-*.yml; do
+      for settings in '-' '{"secretGuard":"warn"}' '{"allowedEndpointHosts":["*.cubbit.eu"]}'; do
         printf '%s\t%s\t%s\t%s\tgrant\t0\n' "${request#test_data/} + ${session#test_data/} + $settings" \
           "$request" "$session" "$settings"
       done
