@@ -936,6 +936,19 @@ session_with_secret_name() {
   assert_warning 'Secret "dittofs-s3-credentials" was not checked against the DittoServers that may use it: listing them: access denied (ApiError: dittoservers.dittofs.com is forbidden'
 }
 
+@test "guard: a problem the stored Secret had is only warned about, but a moved endpoint is a new one" {
+  evaluate secret-update-partial-repair.json session-guard-named.yml
+  assert_accepted
+  assert_warning 'Secret "dittofs-s3-credentials" still breaks DittoServer "dittofs-s3-sample" (entry "accessKeyId" is missing)'
+  evaluate secret-update-endpoint-moved.json session-guard-named.yml
+  assert_rejected_with 'it would break DittoServer "dittofs-s3-sample" (entry "endpoint" must use https'
+}
+
+@test "guard: a Secret held by a finalizer while being deleted is still guarded" {
+  evaluate secret-update-terminating-emptied.json session-guard-named.yml
+  assert_rejected_with 'entry "accessKeyId" is empty'
+}
+
 @test "guard: the audit scanner's replay of a broken Secret fails, so its PolicyReport lists it" {
   evaluate secret-audit-broken.json session-guard-named.yml
   assert_rejected_with 'it would break DittoServer "dittofs-s3-sample" (entry "accessKeyId" is empty)'

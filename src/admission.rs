@@ -105,6 +105,9 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
             !is_being_deleted(&request.object)
                 || (matches!(target, Target::DittoServer)
                     && request.object.get("spec") != request.old_object.get("spec"))
+                // A Secret held by a finalizer keeps serving its entries: an edit is judged
+                // (the guard skips writes that keep them).
+                || matches!(target, Target::Secret)
         }
         _ => true,
     };
@@ -171,7 +174,7 @@ pub fn decide(
                     object: &request.object,
                     stored: &request.old_object,
                 },
-                _ => SecretWrite::Delete(&request.old_object),
+                _ => SecretWrite::Delete(&request.old_object, &request.name),
             };
             return secret_guard::guard(&write, namespace, settings, cluster);
         }
@@ -259,7 +262,8 @@ mod tests {
         use crate::cluster::ObjectRef;
         let ditto = json!({"metadata": {"name": "d"}, "spec": {"s3": {"credentialsSecretRef": {"secretName": "c"}}}});
         let cluster = FakeCluster::default().with(ObjectRef::ditto_server("ns", "d"), Ok(ditto));
-        let secret = json!({"metadata": {"name": "c"}, "data": {}});
+        let secret = json!({"metadata": {"name": "c"},
+            "data": {"accessKeyId": "QQ==", "secretAccessKey": "QQ=="}});
         let kind = json!({"group": "", "version": "v1", "kind": "Secret"});
         let raw = |operation: &str, sub_resource: &str| {
             serde_json::to_vec(
@@ -273,8 +277,22 @@ mod tests {
         };
         let rejected = |decision: Decision| matches!(decision.verdict, Verdict::Reject(_));
         assert!(rejected(decide_payload(&raw("DELETE", ""), &cluster)));
-        assert!(rejected(decide_payload(&raw("CREATE", ""), &cluster)));
+        assert_eq!(
+            decide_payload(&raw("CREATE", ""), &cluster),
+            Decision::accept()
+        );
         assert_eq!(cluster.lookups.borrow().len(), 2);
+        // A Secret held by a finalizer keeps serving its entries: an edit of it is judged.
+        let mut terminating = secret.clone();
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-12-05T00:00:00Z");
+        let mut emptied = terminating.clone();
+        emptied["data"] = json!({"accessKeyId": ""});
+        let update = serde_json::to_vec(&json!({"request": {"uid": "1", "kind": kind,
+            "operation": "UPDATE", "namespace": "ns", "name": "c",
+            "object": emptied, "oldObject": terminating}, "settings": {}}))
+        .expect("json");
+        assert!(rejected(decide_payload(&update, &cluster)));
+        assert_eq!(cluster.lookups.borrow().len(), 3);
         assert_eq!(
             decide_payload(&raw("DELETE", "status"), &cluster),
             Decision::accept()
@@ -283,7 +301,7 @@ mod tests {
             decide_payload(&raw("CONNECT", ""), &cluster),
             Decision::accept()
         );
-        assert_eq!(cluster.lookups.borrow().len(), 2);
+        assert_eq!(cluster.lookups.borrow().len(), 3);
     }
 
     #[test]

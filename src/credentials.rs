@@ -263,6 +263,8 @@ pub struct CredentialProblem {
     pub message: String,
     /// Breaks `allowedEndpointHosts`: a hard rule wherever the Secret is checked.
     pub hard: bool,
+    /// The Secret entry it is about.
+    pub key: String,
 }
 
 /// Every problem of the entries `keys` names in `secret`: the required ones present and
@@ -280,12 +282,14 @@ pub fn credential_problems(
         .map(|problem| CredentialProblem {
             message: problem.to_string(),
             hard: false,
+            key: problem.key.clone(),
         })
         .collect();
     problems.extend(
         endpoint_finding(secret, &keys.endpoint, settings).map(|finding| CredentialProblem {
             message: finding.message,
             hard: finding.problem.breaks_allow_list(),
+            key: keys.endpoint.clone(),
         }),
     );
     problems

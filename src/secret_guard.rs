@@ -35,14 +35,15 @@ pub enum SecretWrite<'a> {
         object: &'a Value,
         stored: &'a Value,
     },
-    Delete(&'a Value),
+    /// The stored Secret (null from API servers before 1.15), and the request's name.
+    Delete(&'a Value, &'a str),
 }
 
 impl SecretWrite<'_> {
     /// The Secret as it is when the write is done (as it was, for a DELETE).
     fn secret(&self) -> &Value {
         match self {
-            Self::Create(object) | Self::Update { object, .. } | Self::Delete(object) => object,
+            Self::Create(object) | Self::Update { object, .. } | Self::Delete(object, _) => object,
         }
     }
 }
@@ -75,10 +76,15 @@ pub fn guard(
     {
         return Decision::accept();
     }
+    let request_name = match write {
+        SecretWrite::Delete(_, name) => Some(*name),
+        _ => None,
+    };
     let name = match write
         .secret()
         .pointer("/metadata/name")
         .and_then(Value::as_str)
+        .or(request_name)
     {
         Some(name) if !name.is_empty() => name,
         // A generateName'd Secret is new: no DittoServer can name it yet.
@@ -100,32 +106,62 @@ pub fn guard(
         return Decision::accept();
     }
     let breaks = match write {
-        SecretWrite::Delete(_) => {
-            let message = format!(
-                "{what} is named by {} (spec.s3.credentialsSecretRef): without it their DittoFS pods cannot start",
-                list(
-                    consumers
-                        .iter()
-                        .map(|consumer| format!("DittoServer \"{}\"", consumer.name))
-                )
-            );
-            return verdict(settings, &format!("deleting {what}"), message);
-        }
+        SecretWrite::Delete(stored, _) => return deletion(&what, &consumers, stored, settings),
         SecretWrite::Create(object) => breaks(&consumers, object, None, settings),
         SecretWrite::Update { object, stored } => {
             breaks(&consumers, object, Some(stored), settings)
         }
     };
-    let warnings: Vec<String> = breaks
-        .already
-        .iter()
-        .map(|broken| format!("{what} still breaks {broken}"))
-        .collect();
+    let warnings = still_broken(&what, &breaks.already);
     if breaks.new.is_empty() {
         return Decision::accept().with_warnings(warnings);
     }
     let message = format!("it would break {}", list(breaks.new.into_iter()));
     verdict(settings, &what, message).with_warnings(warnings)
+}
+
+/// A DELETE is refused for the DittoServers the stored Secret serves; those it already broke
+/// lose nothing (an immutable Secret that is broken can only be deleted and made again).
+fn deletion(what: &str, consumers: &[Consumer], stored: &Value, settings: &Settings) -> Decision {
+    // Without the stored Secret (API servers before 1.15) it serves them all, as far as is known.
+    let (served, broken): (Vec<&Consumer>, Vec<&Consumer>) =
+        consumers.iter().partition(|consumer| {
+            !stored.is_object() || problems_of(stored, &consumer.keys, settings).is_empty()
+        });
+    let already: Vec<String> = broken
+        .iter()
+        .map(|consumer| described(consumer, &problems_of(stored, &consumer.keys, settings)))
+        .collect();
+    let warnings = still_broken(what, &already);
+    if served.is_empty() {
+        return Decision::accept().with_warnings(warnings);
+    }
+    let message = format!(
+        "{what} is named by {} (spec.s3.credentialsSecretRef): without it their DittoFS pods cannot start",
+        list(
+            served
+                .iter()
+                .map(|consumer| format!("DittoServer \"{}\"", consumer.name))
+        )
+    );
+    verdict(settings, &format!("deleting {what}"), message).with_warnings(warnings)
+}
+
+fn still_broken(what: &str, broken: &[String]) -> Vec<String> {
+    broken
+        .iter()
+        .map(|broken| format!("{what} still breaks {broken}"))
+        .collect()
+}
+
+/// `DittoServer "name" (problem, problem)`.
+fn described(consumer: &Consumer, problems: &[Problem]) -> String {
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    format!(
+        "DittoServer \"{}\" ({})",
+        consumer.name,
+        messages.join(", ")
+    )
 }
 
 /// Refused, or accepted with a warning, as `secretGuard` says.
@@ -182,15 +218,17 @@ fn breaks(
         if problems.is_empty() {
             continue;
         }
-        let broken = format!(
-            "DittoServer \"{}\" ({})",
-            consumer.name,
-            problems.join(", ")
-        );
+        let broken = described(consumer, &problems);
         // A Secret that was already broken this way can be repaired in steps: the steps are
-        // not refused for what they did not cause.
-        let was = stored.map(|stored| problems_of(stored, &consumer.keys, settings));
-        if was.is_some_and(|was| problems.iter().all(|problem| was.contains(problem))) {
+        // not refused for what they did not cause. Only the very same entry is the same problem:
+        // an endpoint moved from one disallowed host to another is a new one.
+        let already = stored.is_some_and(|stored| {
+            let was = problems_of(stored, &consumer.keys, settings);
+            problems.iter().all(|problem| {
+                was.contains(problem) && problem.entry(object) == problem.entry(stored)
+            })
+        });
+        if already {
             found.already.push(broken);
         } else {
             found.new.push(broken);
@@ -199,14 +237,39 @@ fn breaks(
     found
 }
 
-/// The DittoServer review's rules for the entries `keys` names, as messages without values.
-fn problems_of(secret: &Value, keys: &CredentialsRef, settings: &Settings) -> Vec<String> {
+/// One way a Secret breaks a DittoServer, never quoting a value.
+#[derive(Debug, PartialEq, Eq)]
+struct Problem {
+    /// The Secret entry it is about; `None`: the Secret's `data` as a whole.
+    key: Option<String>,
+    message: String,
+}
+
+impl Problem {
+    /// What the Secret holds where this problem is.
+    fn entry<'v>(&self, secret: &'v Value) -> Option<&'v Value> {
+        let data = secret.get("data");
+        match &self.key {
+            Some(key) => data.and_then(|data| data.get(key)),
+            None => data,
+        }
+    }
+}
+
+/// The DittoServer review's rules for the entries `keys` names.
+fn problems_of(secret: &Value, keys: &CredentialsRef, settings: &Settings) -> Vec<Problem> {
     match SecretData::from_object(secret) {
         Ok(data) => credential_problems(&data, &keys.keys, settings)
             .into_iter()
-            .map(|problem| problem.message)
+            .map(|problem| Problem {
+                key: Some(problem.key),
+                message: problem.message,
+            })
             .collect(),
-        Err(problem) => vec![problem.to_owned()],
+        Err(problem) => vec![Problem {
+            key: None,
+            message: problem.to_owned(),
+        }],
     }
 }
 

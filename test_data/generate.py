@@ -812,6 +812,16 @@ def secret_guard_fixtures(sample):
     relabelled["metadata"]["labels"] = {"rotated-by": "ops"}
     request("secret-update-labels-only.json", relabelled, "UPDATE", good)
     request("secret-delete.json", None, "DELETE", good)
+    # An endpoint the rules refuse, moved to another refused host: a new problem, not the old one.
+    insecure = secret_object(dict(GOOD_DATA, endpoint=b64("http://minio.storage.svc:9000")))
+    request("secret-update-endpoint-moved.json", secret_object(dict(GOOD_DATA, endpoint=b64("http://minio.attacker.example:9000"))), "UPDATE", insecure)
+    # A broken Secret repaired in steps: the endpoint first, the missing key still missing.
+    keyless = {k: v for k, v in GOOD_DATA.items() if k != "accessKeyId"}
+    request("secret-update-partial-repair.json", secret_object(keyless), "UPDATE", secret_object(dict(keyless, endpoint=b64("http://minio.storage.svc:9000"))))
+    # A Secret held by a finalizer while being deleted still serves its entries.
+    terminating = secret_object(GOOD_DATA)
+    terminating["metadata"].update(deletionTimestamp="2026-12-05T00:00:00Z", finalizers=["example.com/hold"])
+    request("secret-update-terminating-emptied.json", dict(terminating, data=dict(GOOD_DATA, accessKeyId="")), "UPDATE", terminating)
     request("secret-create-unnamed.json", secret_object({"password": b64("FAKE-SECRET-ACCESS-KEY-DO-NOT-USE")}, name="unrelated-app-secret"))
     # The audit scanner replays a stored Secret as a CREATE without a user.
     audit = admission_request("secret-audit-scan", SECRET_GVK, SECRET_GVR, secret_object(dict(GOOD_DATA, accessKeyId="")))

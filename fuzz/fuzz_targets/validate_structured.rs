@@ -128,6 +128,7 @@ impl<'a> Arbitrary<'a> for Input {
             ("dittofs.dittofs.com", "DittoServer"),
             ("", "Pod"),
             ("apps", "StatefulSet"),
+            ("", "Secret"),
             ("", "ConfigMap"),
         ])?;
         let operation = *u.choose(&["CREATE", "UPDATE", "DELETE", "CONNECT"])?;
@@ -137,9 +138,18 @@ impl<'a> Arbitrary<'a> for Input {
         } else {
             json_value(u, 3)?
         };
+        // Secrets named as the listed DittoServer's, so the guard's rules are reached.
+        let object_of = |u: &mut Unstructured<'a>| -> arbitrary::Result<Value> {
+            Ok(if kind == "Secret" && u.ratio(1, 2)? {
+                json!({"metadata": {"name": "c"}, "type": "Opaque", "data": json_value(u, 3)?})
+            } else {
+                json_value(u, 8)?
+            })
+        };
+        let (object, old_object) = (object_of(u)?, object_of(u)?);
         let request = json!({
             "uid": "fuzz", "kind": {"group": group, "version": "v1", "kind": kind}, "operation": operation,
-            "namespace": "ns", "object": json_value(u, 8)?, "oldObject": json_value(u, 8)?,
+            "namespace": "ns", "object": object, "oldObject": old_object,
         });
         let payload = serde_json::to_vec(&json!({"request": request, "settings": settings}))
             .unwrap_or_default();
@@ -147,6 +157,7 @@ impl<'a> Arbitrary<'a> for Input {
         let cluster = common::ScriptedCluster {
             ditto_server: answer(u, healthy.ditto_server.unwrap_or_default())?,
             secret: answer(u, healthy.secret.unwrap_or_default())?,
+            ditto_servers: answer(u, healthy.ditto_servers.unwrap_or_default())?,
         };
         Ok(Input { payload, cluster })
     }

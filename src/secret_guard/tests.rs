@@ -233,7 +233,14 @@ fn deleting_a_named_secret_is_refused_unless_its_dittoservers_are_being_deleted(
     let mut leaving = named("c", "creds");
     leaving["metadata"]["deletionTimestamp"] = json!("2026-12-05T00:00:00Z");
     let cluster = cluster(&[named("b", "creds"), named("a", "creds"), leaving.clone()]);
-    let delete = |settings: &Settings| guard(&SecretWrite::Delete(&good()), NS, settings, &cluster);
+    let delete = |settings: &Settings| {
+        guard(
+            &SecretWrite::Delete(&good(), "creds"),
+            NS,
+            settings,
+            &cluster,
+        )
+    };
     assert_eq!(
         rejection(&delete(&Settings::default())),
         "deleting Secret \"creds\" is rejected: Secret \"creds\" is named by DittoServer \"a\" and \
@@ -245,7 +252,7 @@ fn deleting_a_named_secret_is_refused_unless_its_dittoservers_are_being_deleted(
     // Only DittoServers on their way out name it: a namespace teardown is not held up.
     let teardown = self::cluster(&[leaving]);
     let decision = guard(
-        &SecretWrite::Delete(&good()),
+        &SecretWrite::Delete(&good(), "creds"),
         NS,
         &Settings::default(),
         &teardown,
@@ -364,4 +371,93 @@ fn secrets_that_cannot_hold_credentials_are_never_looked_at() {
         );
     }
     assert!(cluster.lookups.borrow().is_empty());
+}
+
+#[test]
+fn an_endpoint_moved_between_two_disallowed_hosts_is_a_new_problem() {
+    let cluster = cluster(&[named("a", "creds")]);
+    let settings = settings(json!({"allowedEndpointHosts": ["*.example.test"]}));
+    for (stored, moved, rules) in [
+        (
+            "https://s3.old-provider.test",
+            "https://collector.attacker.test",
+            &settings,
+        ),
+        (
+            "http://minio.storage.svc:9000",
+            "http://collector.attacker.test",
+            &Settings::default(),
+        ),
+        (
+            "https://u@s3.example.test",
+            "https://u@collector.attacker.test",
+            &Settings::default(),
+        ),
+    ] {
+        let (stored, moved) = (
+            edited("endpoint", Some(stored)),
+            edited("endpoint", Some(moved)),
+        );
+        let decision = update(&cluster, &stored, &moved, rules);
+        assert!(
+            rejection(&decision).contains("entry \"endpoint\""),
+            "{decision:?}"
+        );
+    }
+    // The same broken endpoint kept while another entry changes is still only warned about.
+    let stored = edited("endpoint", Some("https://s3.old-provider.test"));
+    let mut rotated = stored.clone();
+    rotated["data"]["secretAccessKey"] = json!(b64("FAKE-ROTATED-SECRET-ACCESS-KEY"));
+    let decision = update(&cluster, &stored, &rotated, &settings);
+    assert_eq!(decision.verdict, Verdict::Accept);
+    assert_eq!(decision.warnings.len(), 1);
+}
+
+#[test]
+fn a_deletion_is_refused_only_for_the_dittoservers_the_secret_serves() {
+    let cluster = cluster(&[
+        named("a", "creds"),
+        ditto("b", json!({"secretName": "creds", "accessKeyIdKey": "id"})),
+    ]);
+    let delete = |stored: &Value| {
+        let decision = guard(
+            &SecretWrite::Delete(stored, "creds"),
+            NS,
+            &Settings::default(),
+            &cluster,
+        );
+        assert_no_values(&decision);
+        decision
+    };
+    // It serves "a" and breaks "b" (no entry "id"): refused for "a", "b" named in a warning.
+    let decision = delete(&good());
+    let message = rejection(&decision);
+    assert!(
+        message.contains("named by DittoServer \"a\" (spec.s3"),
+        "{message}"
+    );
+    assert!(!message.contains("\"b\""), "{message}");
+    assert_eq!(
+        decision.warnings,
+        vec![
+            "Secret \"creds\" still breaks DittoServer \"b\" (entry \"id\" is missing)".to_owned()
+        ]
+    );
+    // A Secret that serves none of them can go (an immutable one can only be made again).
+    let broken = edited("accessKeyId", None);
+    let decision = delete(&broken);
+    assert_eq!(decision.verdict, Verdict::Accept);
+    assert_eq!(decision.warnings.len(), 2);
+}
+
+#[test]
+fn a_deletion_without_the_stored_secret_is_judged_by_the_request_name() {
+    let cluster = cluster(&[named("a", "creds")]);
+    let decision = guard(
+        &SecretWrite::Delete(&Value::Null, "creds"),
+        NS,
+        &Settings::default(),
+        &cluster,
+    );
+    assert!(rejection(&decision).starts_with("deleting Secret \"creds\" is rejected"));
 }

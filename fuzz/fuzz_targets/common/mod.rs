@@ -1,17 +1,19 @@
 //! Shared by the fuzz targets: a cluster whose answers come from the fuzz input, and the
 //! fake values no decision may carry.
 
-use dittofs_s3_policy::cluster::{Cluster, Freshness, LookupError, ObjectRef, Requester};
+use dittofs_s3_policy::cluster::{Cluster, Freshness, ListRef, LookupError, ObjectRef, Requester};
 use dittofs_s3_policy::decision::Decision;
 use serde_json::Value;
 
 pub const FAKE_KEY: &str = "FUZZ-FAKE-ACCESS-KEY";
 pub const FAKE_SECRET: &str = "FUZZ-FAKE-SECRET-KEY";
 
-/// Answers DittoServer and Secret lookups with the given results; every author may read.
+/// Answers DittoServer and Secret lookups and the DittoServer list with the given results;
+/// every author may read.
 pub struct ScriptedCluster {
     pub ditto_server: Result<Value, LookupError>,
     pub secret: Result<Value, LookupError>,
+    pub ditto_servers: Result<Value, LookupError>,
 }
 
 impl Cluster for ScriptedCluster {
@@ -41,6 +43,10 @@ impl Cluster for ScriptedCluster {
         Ok(answer)
     }
 
+    fn fetch_list(&self, _list: ListRef<'_>, _fields: &[String]) -> Result<Value, LookupError> {
+        self.ditto_servers.clone()
+    }
+
     fn review_access(
         &self,
         _requester: &Requester<'_>,
@@ -64,6 +70,9 @@ pub fn healthy_cluster() -> ScriptedCluster {
             serde_json::json!({"data": {"accessKeyId": b64(FAKE_KEY), "secretAccessKey": b64(FAKE_SECRET),
             "endpoint": b64("https://s3.fuzz.example")}}),
         ),
+        ditto_servers: Ok(serde_json::json!({"kind": "DittoServerList", "items": [
+            {"metadata": {"name": "d", "namespace": "ns"},
+             "spec": {"s3": {"credentialsSecretRef": {"secretName": "c"}}}}]})),
     }
 }
 

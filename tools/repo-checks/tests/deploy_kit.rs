@@ -561,3 +561,21 @@ fn the_opt_in_audit_grant_lets_the_scanner_list_secrets_and_nothing_else() {
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     assert_eq!(binding["subjects"][0]["name"], json!("audit-scanner"));
 }
+
+#[test]
+fn every_policy_applies_the_same_endpoint_rules() {
+    // The guard judges Secret writes with its own settings: an endpoint it admits must be one
+    // the validate, inject and drift policies admit too, and the other way round.
+    let rules = |policy: &Value| {
+        let settings = deployed_settings(policy);
+        (
+            settings.allowed_endpoint_hosts,
+            settings.allow_insecure_endpoint,
+        )
+    };
+    let all = policies();
+    let (_, first) = &all[0];
+    for (name, policy) in &all {
+        assert_eq!(rules(policy), rules(first), "{name}: endpoint settings");
+    }
+}

@@ -119,7 +119,7 @@ fn policy_acts_on(request: &Request, job: Job) -> bool {
 }
 
 /// The Secret guard's own early returns (secret_guard::guard): a type in NOT_CREDENTIALS, an
-/// UPDATE that keeps the entries, an UPDATE of a Secret being deleted (admission::target).
+/// UPDATE that keeps the entries (an UPDATE of a Secret being deleted is judged).
 fn secret_guard_acts_on(request: &Request) -> bool {
     let old = request.raw.get("oldObject").unwrap_or(&Value::Null);
     let secret = match request.field("/operation") {
@@ -131,11 +131,7 @@ fn secret_guard_acts_on(request: &Request) -> bool {
     if NOT_CREDENTIALS.contains(&kind) {
         return false;
     }
-    request.field("/operation") != "UPDATE"
-        || (secret.get("data") != old.get("data")
-            && secret
-                .pointer("/metadata/deletionTimestamp")
-                .is_none_or(Value::is_null))
+    request.field("/operation") != "UPDATE" || secret.get("data") != old.get("data")
 }
 
 /// Whether a policy's rules send the request to its webhook at all.
