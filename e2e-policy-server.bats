@@ -37,7 +37,7 @@ setup_file() {
 
 teardown_file() {
   source scripts/policy-server.bash
-  for dir in "$DIR" "$BATS_FILE_TMPDIR"/lifecycle-* "$BATS_FILE_TMPDIR"/discovery; do
+  for dir in "$DIR" "$BATS_FILE_TMPDIR"/lifecycle-* "$BATS_FILE_TMPDIR"/discovery "$BATS_FILE_TMPDIR"/guard-forbidden; do
     [[ -d $dir ]] || continue
     stop_policy_server "$dir"
     stop_fake_api "$dir"
@@ -350,6 +350,115 @@ policy_server_log_since() {
   assert_response "{\"uid\": \"$NS-pod-create-injected\", \"allowed\": true, \"auditAnnotations\": null, \"warnings\": null}"
 }
 
+# --- The Secret guard: Secret writes checked against the namespace's DittoServers ----------------
+
+# The writes carry values of their own (the fixtures' lower-cased, the endpoint on another host of
+# *.cubbit.eu): policy-server's debug log prints every AdmissionReview it receives, the Secret's
+# data included, and the last tests look for the cluster's values in that log.
+GUARD_VALUES='def own: with_entries(.value |= if . == "" then . else (@base64d | ascii_downcase
+  | sub("^https://"; "https://guard.") | @base64) end);
+  .object.data |= own | if .oldObject then .oldObject.data |= own else . end'
+
+DS_COLLECTION() { echo "/apis/dittofs.dittofs.com/v1alpha1/namespaces/$NS/dittoservers"; }
+
+# collection_requests MARK: the requests for $NS's DittoServer collection since line MARK of the
+# API's log, one "METHOD PATH?QUERY STATUS" per line, the watch's resourceVersion as N.
+collection_requests() {
+  tail -n +"$(($1 + 1))" "$DIR/api-requests.jsonl" |
+    jq -r --arg path "$(DS_COLLECTION)" 'select(.path == $path) | "\(.method) \(.path)?\(.query) \(.status)"' |
+    sed -E 's/resourceVersion=[0-9]+/resourceVersion=N/'
+}
+
+# The reflector opens its watch right after the list that answered the policy: wait for it.
+wait_for_watch() {
+  for _ in $(seq 50); do
+    collection_requests "$1" | grep -q 'watch=true' && return 0
+    sleep 0.1
+  done
+}
+
+@test "Secret guard: a rotation emptying a key is refused naming the DittoServer, a good one accepted; one LIST and one WATCH for both" {
+  # A second DittoServer naming another Secret, which the refusal must not name.
+  cluster '.objects[$ds | sub("dittofs-s3-sample$"; "dittofs-archive")] = (.objects[$ds]
+    | .metadata.name = "dittofs-archive" | .spec.s3.credentialsSecretRef.secretName = "archive-s3-credentials")'
+  local start
+  start=$(wc -l <"$DIR/api-requests.jsonl")
+  review "$(request secret-update-emptied.json "$GUARD_VALUES")" clusterwide-dittofs-s3-secret-guard
+  assert_response "{\"uid\": \"$NS-secret-update-emptied\", \"allowed\": false, \"auditAnnotations\": null, \"warnings\": null,
+    \"status\": {\"message\": \"Secret \\\"dittofs-s3-credentials\\\" is rejected: it would break DittoServer \\\"dittofs-s3-sample\\\" (entry \\\"accessKeyId\\\" is empty)\"}}"
+  local first=$ELAPSED
+  review "$(request secret-update-rotated.json "$GUARD_VALUES")" clusterwide-dittofs-s3-secret-guard
+  assert_response "{\"uid\": \"$NS-secret-update-rotated\", \"allowed\": true, \"auditAnnotations\": null, \"warnings\": null}"
+  echo "first write $first s, second $ELAPSED s"
+  # The second write was answered from the reflector's store: no request at all.
+  assert_api_requests
+  # Both writes: the reflector's list (kube-rs's query, with its leading &) and its watch, once.
+  wait_for_watch "$start"
+  collection_requests "$start"
+  [ "$(collection_requests "$start")" = "GET $(DS_COLLECTION)?&limit=500 200
+GET $(DS_COLLECTION)?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=N 200" ]
+  # Nothing else reached the API for them (discovery aside): no GET of a DittoServer or Secret.
+  [ "$(tail -n +"$((start + 1))" "$DIR/api-requests.jsonl" | jq -r .path | grep -v -x -e /api/v1 -e /apis/dittofs.dittofs.com/v1alpha1 -e "$(DS_COLLECTION)" | wc -l)" = 0 ]
+}
+
+@test "Secret guard: a Secret no DittoServer names is accepted with no warning, after the one list" {
+  cluster
+  local start
+  start=$(wc -l <"$DIR/api-requests.jsonl")
+  review "$(request secret-create-unnamed.json "$GUARD_VALUES")" clusterwide-dittofs-s3-secret-guard
+  assert_response "{\"uid\": \"$NS-secret-create-unnamed\", \"allowed\": true, \"auditAnnotations\": null, \"warnings\": null}"
+  wait_for_watch "$start"
+  [ "$(collection_requests "$start" | wc -l)" = 2 ]
+  [ "$(collection_requests "$start" | head -n 1)" = "GET $(DS_COLLECTION)?&limit=500 200" ]
+}
+
+@test "Secret guard with the list forbidden (403): policy-server never answers; the client's timeout ends it" {
+  # Its own API and policy-server (one worker): the hung evaluation and the reflector retrying
+  # its list must not reach the other tests.
+  local dir=$BATS_FILE_TMPDIR/guard-forbidden
+  mkdir -p "$dir"
+  cp "$DIR"/{ca.pem,server.pem,server.key,policies.yml} "$dir/"
+  DIR=$dir cluster ".forbidden[\"$(DS_COLLECTION)\"] = \"\""
+  start_fake_api "$dir"
+  local main_url=$PS_URL
+  start_policy_server "$dir" "$dir/policies.yml" --workers 1
+  local started rc=0
+  started=$EPOCHREALTIME
+  # As the API server calls the webhook, but giving up after 3 s (the kit's timeoutSeconds is 5).
+  jq -c '{apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: .}' "$(request secret-update-emptied.json)" >"$dir/review.json"
+  curl -sS --max-time 3 --cacert "$dir/ca.pem" -H 'Content-Type: application/json' --data-binary @"$dir/review.json" \
+    -o "$dir/response.json" -w '%{http_code}' "$PS_URL/validate/clusterwide-dittofs-s3-secret-guard" >"$dir/response.status" 2>"$dir/curl.err" || rc=$?
+  local elapsed
+  elapsed=$(jq -n "$EPOCHREALTIME - $started")
+  echo "curl exit $rc after $elapsed s: $(<"$dir/curl.err")"
+  # curl's timeout (28), nothing received: no verdict, no error text, no 500.
+  [ "$rc" = 28 ]
+  [ ! -s "$dir/response.json" ]
+  jq -e -n "$elapsed >= 3" >/dev/null
+  # Meanwhile the reflector kept asking for the list, every ~1-1.5 s, and never watched.
+  jq -r 'select(.path | endswith("/dittoservers")) | "\(.query) \(.status)"' "$dir/api-requests.jsonl" | sort | uniq -c
+  [ "$(jq -r 'select(.path | endswith("/dittoservers")) | select(.query == "&limit=500" and .status == 403) | .path' "$dir/api-requests.jsonl" | wc -l)" -ge 2 ]
+  ! jq -e 'select(.query | contains("watch=true"))' "$dir/api-requests.jsonl"
+  # In a cluster the API server's own timeout ends the call, and the kit's guard fails open:
+  # the write goes through (a `failed calling webhook` line in the API server's log).
+  grep -q -x '  failurePolicy: Ignore' deploy/secret-guard-policy.yaml
+  grep -q -x '  timeoutSeconds: 5' deploy/secret-guard-policy.yaml
+  # The client gone, its evaluation no longer holds the only worker: a write in a namespace
+  # whose list works is answered at once (while the reflector keeps retrying the other).
+  local other=$BATS_TEST_TMPDIR/other.json
+  jq '.namespace = "elsewhere" | .object.metadata.namespace = "elsewhere"
+    | .oldObject.metadata.namespace = "elsewhere" | .uid = "elsewhere"' "$(request secret-update-rotated.json)" >"$other"
+  started=$EPOCHREALTIME
+  post_review "$dir" "$other" clusterwide-dittofs-s3-secret-guard
+  elapsed=$(jq -n "$EPOCHREALTIME - $started")
+  echo "then another namespace's write: $elapsed s, $(jq -c .response "$dir/response.json")"
+  jq -e '.response.allowed == true and .response.warnings == null' "$dir/response.json" >/dev/null
+  jq -e -n "$elapsed < 2" >/dev/null
+  stop_policy_server "$dir"
+  stop_fake_api "$dir"
+  PS_URL=$main_url
+}
+
 # --- Slow answers and the evaluation limit -------------------------------------------------------
 
 @test "a slow answer within the limit (1 s of the inject policy's 5 s): the normal verdict" {
@@ -511,14 +620,27 @@ policy_server_log_since() {
   [ -s "$DIR/responses.log" ]
 }
 
-@test "policy-server asked the API for named objects only: no list, no watch, discovery once" {
+@test "policy-server asked the API for named objects, and the guard's DittoServer lists: one LIST per namespace, discovery once" {
   jq -r '"\(.method) \(.path) \(.query)"' "$DIR/api-requests.jsonl" | sort | uniq -c >"$BATS_TEST_TMPDIR/all"
   cat "$BATS_TEST_TMPDIR/all"
-  ! jq -e 'select(.query != "")' "$DIR/api-requests.jsonl"
+  local collection='^/apis/dittofs\.dittofs\.com/v1alpha1/namespaces/[^/]+/dittoservers$'
+  # Queries only on the guard's lists: kube-rs's LIST, and its WATCH from the list's version.
+  ! jq -r 'select(.query != "") | "\(.path) \(.query)"' "$DIR/api-requests.jsonl" |
+    grep -v -E "${collection%$} (&limit=500|&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=[0-9]+)$"
   ! jq -r 'select(.method == "GET") | .path' "$DIR/api-requests.jsonl" |
-    grep -v -E '^/apis/dittofs\.dittofs\.com/v1alpha1(/namespaces/[^/]+/dittoservers/[^/]+)?$|^/api/v1(/namespaces/[^/]+/secrets/[^/]+)?$'
+    grep -v -E "^/apis/dittofs\.dittofs\.com/v1alpha1(/namespaces/[^/]+/dittoservers/[^/]+)?$|^/api/v1(/namespaces/[^/]+/secrets/[^/]+)?$|$collection"
   ! jq -r 'select(.method != "GET") | "\(.method) \(.path)"' "$DIR/api-requests.jsonl" |
     grep -v -x 'POST /apis/authorization.k8s.io/v1/subjectaccessreviews'
+  # Never a second LIST of a namespace's DittoServers, whatever the number of writes. A WATCH is
+  # opened again when the connection drops (the API's restart above), from the list's
+  # resourceVersion: one version per namespace.
+  jq -r --arg c "$collection" 'select(.path | test($c)) | "\(.path) \(.query)"' "$DIR/api-requests.jsonl" |
+    sed -E 's/&watch=true.*resourceVersion=/WATCH /; s/&limit=500$/LIST/' | sort | uniq -c
+  [ -z "$(jq -r --arg c "$collection" 'select(.path | test($c)) | select(.query == "&limit=500") | .path' \
+    "$DIR/api-requests.jsonl" | sort | uniq -d)" ]
+  [ -z "$(jq -r --arg c "$collection" 'select(.path | test($c)) | select(.query | test("watch=true")) | "\(.path) \(.query)"' \
+    "$DIR/api-requests.jsonl" | sort -u | awk '{ print $1 }' | uniq -d)" ]
+  [ "$(jq -r --arg c "$collection" 'select(.path | test($c)) | .path' "$DIR/api-requests.jsonl" | sort -u | wc -l)" -ge 2 ]
   [ "$(jq -r 'select(.path == "/api/v1" and .status == 200) | .path' "$DIR/api-requests.jsonl" | wc -l)" = 1 ]
   [ "$(jq -r 'select(.path == "/apis/dittofs.dittofs.com/v1alpha1" and .status == 200) | .path' "$DIR/api-requests.jsonl" | wc -l)" = 1 ]
 }

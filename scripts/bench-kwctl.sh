@@ -27,8 +27,15 @@
 #                    the host)                                   vs the same with a 1 KiB entry;
 #                    and the floor's same two lookups on either Secret: what the host's masking
 #                    of the cached object costs, whatever the policy does
+#   Secret guard     a Secret write no DittoServer names (test_data/secret-create-unnamed.json,
+#                    secretGuard: reject): the list of the namespace's DittoServers, accepted
+#                                                                vs the floor making the same
+#                    list_resources_by_namespace call (the payload test_data/session-guard-named.yml
+#                    records) and accepting. kwctl answers lists from a reflector: one LIST and
+#                    one WATCH of the stand-in per kwctl process, then its store.
 # Budgets: fast path <= 1.15x floor; inject path <= floor with the lookups + 30 µs;
-# 1 MiB Secret <= 1.2x the 1 KiB one; module annotated by kwctl <= 400 KB (400,000 bytes).
+# 1 MiB Secret <= 1.2x the 1 KiB one; Secret guard <= 1.2x the floor with the list;
+# module annotated by kwctl <= 400 KB (400,000 bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KWCTL=${KWCTL:-$(command -v kwctl || true)}
@@ -116,6 +123,10 @@ bench() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 lookups=$(<"$dir/lookups.json")
+# The floor's list: exactly the list_resources_by_namespace request the policy makes for a Secret
+# of dittofs-system, as kwctl recorded it.
+guard_lists=$(scripts/session-lookups.py test_data/session-guard-named.yml)
+guard_settings='{"secretGuard":"reject"}' # as deploy/secret-guard-policy.yaml
 
 # The floor answering with the policy's own answer to pod-create.json (the request's object with
 # the policy's patch applied), annotated as mutating so that kwctl takes the mutation as it
@@ -142,6 +153,8 @@ runs=(
   "secret-1mib|$dir/policy.wasm|test_data/pod-create.json|{}|1048576"
   "secret-1kib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1024"
   "secret-1mib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1048576"
+  "guard|$dir/policy.wasm|test_data/secret-create-unnamed.json|$guard_settings|0"
+  "guard-floor-lists|$dir/floor.wasm|test_data/secret-create-unnamed.json|$guard_lists|0"
 )
 
 # What each run must answer: the fast path untouched, the inject path injected with every lookup
@@ -156,6 +169,15 @@ check "$dir/floor-mutating.wasm" test_data/pod-create.json "$carrying_lookups" '
 for bulk in 1024 1048576; do
   cluster "$bulk"
   check "$dir/policy.wasm" test_data/pod-create.json '{}' '.allowed and (.patch != null) and (.warnings == null)'
+done
+# The guard accepts the unnamed Secret silently, after listing (a failed list would warn), and
+# the floor makes the same list.
+cluster 0
+for module_settings in "$dir/policy.wasm|$guard_settings" "$dir/floor.wasm|$guard_lists"; do
+  lists_before=$(grep -c '/namespaces/dittofs-system/dittoservers"' "$dir/api-requests.jsonl" || true)
+  check "${module_settings%%|*}" test_data/secret-create-unnamed.json "${module_settings#*|}" '.allowed and (.warnings == null) and (.status == null)'
+  [[ $(grep -c '/namespaces/dittofs-system/dittoservers"' "$dir/api-requests.jsonl") -gt $lists_before ]] ||
+    { echo "no list of the DittoServers by ${module_settings%%|*}" >&2; exit 1; }
 done
 
 echo "kwctl bench: $("$KWCTL" --version 2>/dev/null | head -n 1), $(nproc) CPUs; warm-up ${WARM_UP} s, measurement ${MEASURE} s, $ROUNDS rounds"
@@ -188,6 +210,7 @@ row "  the floor's same two lookups, 1 MiB vs 1 KiB Secret (the host's share)" "
 host_share=$(jq -n "${us[secret-1mib-floor]} - ${us[secret-1kib-floor]}")
 policy_share=$(jq -n "${us[secret-1mib]} - ${us[secret-1kib]} - $host_share")
 printf '  of the 1 MiB Secret'"'"'s extra time, the host'"'"'s lookups take %.1f µs and the policy %.1f µs\n' "$host_share" "$policy_share"
+row "Secret guard: a Secret write no DittoServer names (one list)" "${us[guard]}" "${us[guard-floor-lists]}"
 size=$(stat -c %s "$dir/policy.wasm")
 echo
 echo "module annotated by kwctl: $size bytes ($(stat -c %s "$POLICY") bytes of code and data before annotation);" \
@@ -202,5 +225,7 @@ mib_ratio=$(ratio "${us[secret-1mib]}" "${us[secret-1kib]}")
 verdict "fast path <= 1.15x floor (kwctl): $(printf %.2f "$fast_ratio")x" "$fast_ratio <= 1.15"
 verdict "inject path <= floor + the two host calls + 30 µs (kwctl): floor with lookups + $(printf %.1f "$extra") µs" "$extra <= 30"
 verdict "1 MiB Secret with masks <= 1.2x the 1 KiB one (kwctl): $(printf %.2f "$mib_ratio")x" "$mib_ratio <= 1.2"
+guard_ratio=$(ratio "${us[guard]}" "${us[guard-floor-lists]}")
+verdict "Secret guard, a Secret no DittoServer names <= 1.2x the floor with the same list (kwctl): $(printf %.2f "$guard_ratio")x" "$guard_ratio <= 1.2"
 verdict "module annotated by kwctl <= 400 KB: $((size / 1000)) KB" "$size <= 400000"
 exit "$failed"

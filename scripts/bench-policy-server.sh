@@ -13,6 +13,12 @@
 # the bottleneck is measured, not assumed: its own CPU time per run is printed beside the
 # server's, and the same client against the same server on a path that evaluates nothing
 # (an unknown policy id, answered 404 after the same TLS and HTTP work) shows its ceiling.
+#
+# Besides the budgeted fast and inject paths, without a budget: the Secret guard (the kit's
+# dittofs-s3-secret-guard) on a Secret write no DittoServer names (test_data/secret-create-unnamed.json),
+# against the floor making the same list_resources_by_namespace call and accepting. policy-server
+# answers lists from a reflector (one LIST and one WATCH of the stand-in per query, then its
+# store), so this is the cost of the store's answer, not of an API round trip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 POLICY_SERVER=${POLICY_SERVER:-../shared/tools/policy-server/policy-server}
@@ -49,6 +55,8 @@ sed 's/^mutating: false$/mutating: true/' tools/floor-policy/metadata.yml >"$dir
 "$ANNOTATE" annotate -m "$dir/floor-mutating.yml" -o "$dir/floor-mutating.wasm" "$FLOOR" >"$dir/annotate.log" 2>&1 ||
   { cat "$dir/annotate.log" >&2; exit 1; }
 scripts/session-lookups.py test_data/session-workload-found.yml >"$dir/lookups.json"
+# The guard's list as the policy makes it for a Secret of dittofs-system (kwctl's recording).
+scripts/session-lookups.py test_data/session-guard-named.yml >"$dir/guard-lists.json"
 "$ANNOTATE" run --request-path test_data/pod-create.json --allow-context-aware \
   --replay-host-capabilities-interactions test_data/session-workload-found.yml "$POLICY" \
   >"$dir/inject-response.json" 2>"$dir/run.log" || { cat "$dir/run.log" >&2; exit 1; }
@@ -74,12 +82,15 @@ start_fake_api "$dir"
 target/tool/kit-policies deploy "file://$(realpath "$POLICY")" |
   jq --arg floor "file://$dir/floor.wasm" --arg mutating "file://$dir/floor-mutating.wasm" \
     --slurpfile lookups "$dir/lookups.json" --slurpfile responding "$dir/floor-response.json" \
-    --slurpfile carrying "$dir/floor-carried.json" \
+    --slurpfile carrying "$dir/floor-carried.json" --slurpfile lists "$dir/guard-lists.json" \
     '[{apiVersion: "v1", kind: "Secret"}, {apiVersion: "dittofs.dittofs.com/v1alpha1", kind: "DittoServer"}] as $resources
     | . + {floor: {namespacedName: {Namespace: "", Name: "floor"},
     module: $floor, policyMode: "protect", allowedToMutate: false, settings: {}, hostCapabilities: ["*"]},
     "floor-lookups": {namespacedName: {Namespace: "", Name: "floor-lookups"},
     module: $floor, policyMode: "protect", allowedToMutate: false, settings: $lookups[0], hostCapabilities: ["*"],
+    contextAwareResources: $resources},
+    "floor-lists": {namespacedName: {Namespace: "", Name: "floor-lists"},
+    module: $floor, policyMode: "protect", allowedToMutate: false, settings: $lists[0], hostCapabilities: ["*"],
     contextAwareResources: $resources},
     "floor-carrying": {namespacedName: {Namespace: "", Name: "floor-carrying"},
     module: $mutating, policyMode: "protect", allowedToMutate: true, settings: $carrying[0], hostCapabilities: ["*"],
@@ -94,7 +105,7 @@ pid=$(<"$dir/policy-server.pid")
 echo "policy-server: $("$POLICY_SERVER" --version | head -n 1), $(nproc) CPUs, default workers; client: $(ab -V | head -n 1)"
 echo "module: $POLICY ($(stat -c %s "$POLICY") bytes); floor: $FLOOR, annotated ($(stat -c %s "$dir/floor.wasm") bytes)"
 
-for name in pod-create pod-create-not-dittofs pod-create-injected; do
+for name in pod-create pod-create-not-dittofs pod-create-injected secret-create-unnamed; do
   jq -c '{apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: .}' "test_data/$name.json" >"$dir/$name.review"
 done
 
@@ -139,11 +150,17 @@ check floor-carrying pod-create '.allowed and .patch == null'
 post_review "$dir" test_data/pod-create.json clusterwide-dittofs-s3-inject validate
 policy_patch=$(jq .response.patch "$dir/response.json")
 check floor-mutating pod-create ".allowed and .patch == $policy_patch"
+# The guard lists the DittoServers (a failed list would warn) and accepts; the floor lists too.
+check clusterwide-dittofs-s3-secret-guard secret-create-unnamed '.allowed and .warnings == null and .status == null'
+check floor-lists secret-create-unnamed '.allowed and .status == null'
 
 # Warm-up: every policy's first instances, the TLS sessions, the lookup cache.
 for id in floor floor-lookups floor-carrying floor-mutating clusterwide-dittofs-s3-inject; do
   load "$id" pod-create.review 500 >/dev/null
   load "$id" pod-create-not-dittofs.review 500 >/dev/null
+done
+for id in floor-lists clusterwide-dittofs-s3-secret-guard; do
+  load "$id" secret-create-unnamed.review 500 >/dev/null
 done
 
 # The client's ceiling: policy-server answers an unknown policy id with 404 after the same TLS
@@ -167,6 +184,8 @@ for round in $(seq "$ROUNDS"); do
   runs[lookups-floor]+="$(load floor-lookups pod-create.review "$REQUESTS")"$'\n'
   runs[carrying-floor]+="$(load floor-carrying pod-create.review "$REQUESTS")"$'\n'
   runs[mutating-floor]+="$(load floor-mutating pod-create.review "$REQUESTS")"$'\n'
+  runs[guard-floor]+="$(load floor-lists secret-create-unnamed.review "$REQUESTS")"$'\n'
+  runs[guard-policy]+="$(load clusterwide-dittofs-s3-secret-guard secret-create-unnamed.review "$REQUESTS")"$'\n'
 done
 
 # median COLUMN <<< rows
@@ -216,6 +235,19 @@ c=${runs[carrying-floor]}
 split mutating "(split) floor, lookups, the policy's mutation" "$m"
 printf '%-44s %9.3f %9s %9.3f\n' "  of which the mutation (vs carrying it, ms)" \
   "$(jq -n "$(median 1 <<<"$m") - $(median 1 <<<"$c")")" "" "$(jq -n "$(median 2 <<<"$m") - $(median 2 <<<"$c")")"
+# The Secret guard against the floor making the same list (no budget: reported).
+p=${runs[guard-policy]}
+f=${runs[guard-floor]}
+printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f\n' "Secret guard: Secret no DittoServer names" \
+  "$(median 1 <<<"$p")" "$(median 1 <<<"$f")" "$(median 2 <<<"$p")" "$(median 2 <<<"$f")" "$(median 3 <<<"$p")" "$(median 3 <<<"$f")"
+ratio[guard-p50]=$(jq -n "$(median 1 <<<"$p") / $(median 1 <<<"$f")")
+ratio[guard-p99]=$(jq -n "$(median 2 <<<"$p") / $(median 2 <<<"$f")")
+ratio[guard-rps]=$(jq -n "$(median 3 <<<"$p") / $(median 3 <<<"$f")")
+printf '%-44s %9s %9.2fx %9s %9.2fx %9s %8.2fx\n' "  ratio to the floor making the same list" "" "${ratio[guard-p50]}" "" "${ratio[guard-p99]}" "" "${ratio[guard-rps]}"
+collection=/apis/dittofs.dittofs.com/v1alpha1/namespaces/dittofs-system/dittoservers
+printf '  requests for the DittoServer list over the whole run: %s LIST, %s WATCH\n' \
+  "$(jq -r --arg c "$collection" 'select(.path == $c and .query == "&limit=500") | .path' "$dir/api-requests.jsonl" | wc -l)" \
+  "$(jq -r --arg c "$collection" 'select(.path == $c and (.query | contains("watch=true"))) | .path' "$dir/api-requests.jsonl" | wc -l)"
 printf 'client ceiling (same TLS and HTTP, no evaluation): %.0f req/s; ab used %.0f%% of one CPU there\n' \
   "$ceiling" "$(jq -n "100 * ($ceiling_user + $ceiling_sys) / $ceiling_wall")"
 
