@@ -78,6 +78,15 @@ demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.lock
 	scripts/build-wasm.sh floor-policy target/floor-policy.wasm
 
+# Instructions per decision (issue 24): the WebAssembly instructions of one `validate` call of the
+# policy and of the floor making the same host calls, on the fast, inject, review and Secret-write
+# paths, counted exactly by the runner (wasmtime fuel), so a missed budget is a real regression,
+# never noise (scripts/instructions.sh; docs/performance.md).
+.PHONY: instruction-budgets
+instruction-budgets: policy.wasm target/floor-policy.wasm $(RUNNER)
+	scripts/ensure-tools.sh jq python3
+	RUNNER=$(RUNNER) scripts/instructions.sh
+
 # Benchmarks against the floor module and checks the budgets (see docs/performance.md): on the
 # runner, under kwctl bench (when kwctl is there; scripts/bench-kwctl.sh), then under load through
 # the real policy-server. All run; bench fails if any missed.
@@ -85,7 +94,9 @@ target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo
 bench: annotated-policy.wasm target/floor-policy.wasm $(USAGE) $(RUNNER) $(LIFECYCLE)
 	scripts/ensure-tools.sh jq python3 curl openssl ab:apache2-utils
 	@status=0; \
-	RUNNER=$(RUNNER) scripts/bench.sh || status=1; \
+	echo "== instructions per decision (exact; issue 24's targets enforced here, make test's gates in make test)"; \
+	TARGETS=enforce RUNNER=$(RUNNER) scripts/instructions.sh || status=1; \
+	echo; RUNNER=$(RUNNER) scripts/bench.sh || status=1; \
 	echo; echo "== under kwctl bench ($(or $(REAL_KWCTL),kwctl not found))"; \
 	KWCTL=$(REAL_KWCTL) USAGE=$(USAGE) scripts/bench-kwctl.sh || status=1; \
 	if [ -z "$(POLICY_SERVER)" ]; then \
@@ -189,11 +200,11 @@ e2e-policy-server: $(PS_MODULE) $(LIFECYCLE)
 fuzz:
 	scripts/fuzz.sh
 
-# Every check: formatting, lints, unit tests, end-to-end tests through the compiled module
+# Every check: formatting, lints, unit tests, the instruction budgets, end-to-end tests through the compiled module
 # (kwctl or the runner), the runner against kwctl, the real policy-server, and a bounded
 # fuzzing run.
 .PHONY: test
-test: fmt lint unit-tests e2e-tests differential e2e-policy-server fuzz
+test: fmt lint unit-tests instruction-budgets e2e-tests differential e2e-policy-server fuzz
 
 .PHONY: clean
 clean:

@@ -12,6 +12,12 @@
 //! sent as given (the SDK's ListResourcesByNamespaceRequest: api_version, kind, namespace,
 //! label_selector, field_selector, field_masks), and discards the answers unread.
 //!
+//! With `{"calls": [{"operation": OPERATION, "payload": PAYLOAD}, …]}` it first makes those
+//! `kubewarden/kubernetes/OPERATION` host calls (get_resource, list_resources_by_namespace,
+//! can_i, …), in order, each payload sent as given, and discards the answers unread: the floor
+//! of any request's exact host calls, in the order a replay session records them
+//! (scripts/session-calls.py prints them from a session).
+//!
 //! With `{"response": TEXT}` it answers with TEXT, a ValidationResponse given as a JSON string,
 //! instead of accepting: given the policy's own answer (a mutated object), it measures what the
 //! host spends on a mutation (reading the object back, diffing it, encoding the patch).
@@ -31,6 +37,22 @@ pub extern "C" fn wapc_init() {
 fn validate(payload: &[u8]) -> CallResult {
     let request = ValidationRequest::<serde_json::Value>::new(payload)?;
     std::hint::black_box(&request);
+    if let Some(calls) = request.settings.get("calls").and_then(|c| c.as_array()) {
+        for call in calls {
+            let operation = call
+                .get("operation")
+                .and_then(|o| o.as_str())
+                .unwrap_or_default();
+            let payload = call.get("payload").unwrap_or(&serde_json::Value::Null);
+            let answer = guest::host_call(
+                "kubewarden",
+                "kubernetes",
+                operation,
+                &serde_json::to_vec(payload)?,
+            )?;
+            std::hint::black_box(answer);
+        }
+    }
     if let Some(lookups) = request.settings.get("lookups").and_then(|l| l.as_array()) {
         for lookup in lookups {
             let answer = guest::host_call(

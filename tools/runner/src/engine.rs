@@ -8,10 +8,20 @@
 //! (as wasmtime-provider's context gives them), `clock_time_get`, `random_get`, `sched_yield`,
 //! `proc_exit`. Any other import links to a function that traps when called: a module that
 //! imports more than it uses still runs.
+//!
+//! On an engine with fuel enabled (`Config::consume_fuel`, see `evaluate::Policy::load_counting`)
+//! every guest call's instruction count is kept in an `InstructionCounter`: wasmtime 48's default
+//! fuel, one unit per WebAssembly operator executed (`nop`, `drop`, `block`, `loop`, `else`,
+//! `end`, `return` and `unreachable` are free), plus one per byte `memory.copy`, `memory.fill` or
+//! `memory.init` moves. Host functions cost the guest one `call` each; their own work is not
+//! counted. Instantiation and the start functions are not counted either: only `__guest_call`.
+//! When counting, `random_get` answers zeros, so that hash maps seeded from it (and so the count)
+//! are the same on every run.
 
 use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, anyhow};
 use wapc::{ModuleState, WebAssemblyEngineProvider, wapc_functions};
@@ -28,15 +38,34 @@ const ERRNO_BADF: i32 = 8;
 const ERRNO_INVAL: i32 = 28;
 const ERRNO_IO: i32 = 29;
 
+/// The fuel a store is given: wasmtime keeps fuel as an `i64`, so this is the most it holds,
+/// more than any evaluation can spend (about 10^18 instructions).
+const FUEL_TANK: u64 = i64::MAX as u64;
+
+/// The instructions (fuel units) the latest guest call spent, on any instance of one module.
+#[derive(Clone, Default)]
+pub struct InstructionCounter(Arc<AtomicU64>);
+
+impl InstructionCounter {
+    /// The count of the latest `__guest_call`; 0 before any.
+    pub fn last_call(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// A module compiled and linked once; each request gets a fresh instance from it.
 #[derive(Clone)]
 pub struct CompiledModule {
     engine: Engine,
     pre: InstancePre<GuestState>,
+    /// Set when `engine` consumes fuel: where each guest call's count goes.
+    counter: Option<InstructionCounter>,
 }
 
 impl CompiledModule {
-    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+    /// Compiles `bytes` on `engine`; `counter` must be given exactly when the engine consumes
+    /// fuel (a store of such an engine starts empty, so would trap at once).
+    pub fn new(engine: &Engine, bytes: &[u8], counter: Option<InstructionCounter>) -> Result<Self> {
         let module = Module::new(engine, bytes).map_err(|e| anyhow!("{e}"))?;
         let mut linker = Linker::new(engine);
         add_wapc(&mut linker)?;
@@ -50,22 +79,34 @@ impl CompiledModule {
         Ok(Self {
             engine: engine.clone(),
             pre,
+            counter,
         })
     }
 
     /// An engine provider for `wapc::WapcHost`, which instantiates it in `init`.
-    pub fn provider(&self) -> Box<dyn WebAssemblyEngineProvider> {
-        Box::new(Provider {
+    pub fn provider(&self) -> Result<Box<dyn WebAssemblyEngineProvider>> {
+        let state = GuestState {
+            host: None,
+            fixed_random: self.counter.is_some(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        if self.counter.is_some() {
+            store.set_fuel(FUEL_TANK).map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(Box::new(Provider {
             compiled: self.clone(),
-            store: Store::new(&self.engine, GuestState::default()),
+            store,
             guest_call: None,
-        })
+        }))
     }
 }
 
 #[derive(Default)]
 struct GuestState {
     host: Option<Arc<ModuleState>>,
+    /// `random_get` gives zeros: set when counting instructions, so that a guest seeding its
+    /// hash maps from it (Rust's `HashMap`) executes the same instructions on every run.
+    fixed_random: bool,
 }
 
 impl GuestState {
@@ -113,7 +154,15 @@ impl WebAssemblyEngineProvider for Provider {
             .guest_call
             .clone()
             .ok_or("the module is not initialised")?;
-        match guest_call.call(&mut self.store, (op_length, msg_length)) {
+        if self.compiled.counter.is_some() {
+            self.store.set_fuel(FUEL_TANK)?;
+        }
+        let outcome = guest_call.call(&mut self.store, (op_length, msg_length));
+        if let Some(counter) = &self.compiled.counter {
+            let spent = FUEL_TANK.saturating_sub(self.store.get_fuel()?);
+            counter.0.store(spent, Ordering::SeqCst);
+        }
+        match outcome {
             Ok(result) => Ok(result),
             Err(error) => {
                 self.store.data().host()?.set_guest_error(error.to_string());
@@ -409,8 +458,12 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
                 return Err(wasmtime::format_err!("out of bounds memory access"));
             }
             let mut bytes = vec![0; len as u32 as usize];
-            let filled = std::fs::File::open("/dev/urandom")
-                .and_then(|mut source| source.read_exact(&mut bytes));
+            let filled = if caller.data().fixed_random {
+                Ok(())
+            } else {
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut source| source.read_exact(&mut bytes))
+            };
             if filled.is_err() {
                 return Ok(ERRNO_IO);
             }
@@ -462,8 +515,8 @@ mod tests {
 
     fn host(wat: &str) -> Result<WapcHost, wapc::errors::Error> {
         let engine = Engine::default();
-        let compiled = CompiledModule::new(&engine, &wat::parse_str(wat).unwrap()).unwrap();
-        WapcHost::new(compiled.provider(), None)
+        let compiled = CompiledModule::new(&engine, &wat::parse_str(wat).unwrap(), None).unwrap();
+        WapcHost::new(compiled.provider().unwrap(), None)
     }
 
     /// A guest whose `__guest_call` runs `body`, then answers with memory bytes 0..48.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wapc::WapcHost;
 
-use crate::engine::CompiledModule;
+use crate::engine::{CompiledModule, InstructionCounter};
 use crate::host::Host;
 use crate::metadata::{self, EmbeddedMetadata};
 
@@ -17,24 +17,45 @@ use crate::metadata::{self, EmbeddedMetadata};
 pub struct Policy {
     module: CompiledModule,
     pub metadata: Option<EmbeddedMetadata>,
+    counter: Option<InstructionCounter>,
 }
 
 impl Policy {
     pub fn load(module: &[u8]) -> Result<Self> {
+        Self::load_with(module, None)
+    }
+
+    /// Loads the module on an engine that counts the instructions of every guest call (wasmtime
+    /// fuel; see `engine`): slower code, so only for `run --count-instructions`, never for bench.
+    pub fn load_counting(module: &[u8]) -> Result<Self> {
+        Self::load_with(module, Some(InstructionCounter::default()))
+    }
+
+    fn load_with(module: &[u8], counter: Option<InstructionCounter>) -> Result<Self> {
         let metadata = metadata::read_embedded(module)
             .context("cannot read the module's embedded metadata")?
             .map(serde_json::from_value)
             .transpose()
             .context("the module's embedded metadata is malformed")?;
-        let module = CompiledModule::new(&engine()?, module)
+        let module = CompiledModule::new(&engine(counter.is_some())?, module, counter.clone())
             .map_err(|e| anyhow!("cannot compile the module: {e}"))?;
-        Ok(Self { module, metadata })
+        Ok(Self {
+            module,
+            metadata,
+            counter,
+        })
+    }
+
+    /// The instructions the latest guest call (on any instance of this policy) executed, when
+    /// loaded with `load_counting`.
+    pub fn last_call_instructions(&self) -> Option<u64> {
+        self.counter.as_ref().map(InstructionCounter::last_call)
     }
 
     /// A fresh instance whose host calls go to `host`.
     pub fn instantiate(&self, host: Arc<Host>) -> Result<WapcHost> {
         WapcHost::new(
-            self.module.provider(),
+            self.module.provider()?,
             Some(Box::new(
                 move |_id, binding: &str, namespace: &str, operation: &str, payload: &[u8]| {
                     host.call(binding, namespace, operation, payload)
@@ -55,8 +76,10 @@ impl Policy {
 /// cache in its default directory (`~/.cache/wasmtime`, as kwctl's): a module is compiled once,
 /// not on every run (about 0.4 s of CPU for the policy). Entries are keyed by the module's hash
 /// and the compiler's version and settings; without a usable cache directory every run compiles.
-fn engine() -> Result<wasmtime::Engine> {
+/// `consume_fuel` instruments the code to count instructions (its own cache entries).
+fn engine(consume_fuel: bool) -> Result<wasmtime::Engine> {
     let mut config = wasmtime::Config::default();
+    config.consume_fuel(consume_fuel);
     if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
         config.cache(Some(cache));
     }
@@ -431,6 +454,48 @@ mod tests {
             serde_json::to_value(&response).unwrap(),
             json!({"uid": "u1", "allowed": false, "status": {"message": "no", "code": 403},
                    "auditAnnotations": null, "warnings": ["w"]})
+        );
+    }
+
+    /// A guest whose start function and `__guest_call` both loop: the call `msg_length` times.
+    fn looping() -> Vec<u8> {
+        wat::parse_str(
+            r#"(module
+                 (import "wapc" "__guest_response" (func $respond (param i32 i32)))
+                 (memory (export "memory") 1)
+                 (func $spin (param $n i32)
+                   (block $done (loop $again
+                     (br_if $done (i32.eqz (local.get $n)))
+                     (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                     (br $again))))
+                 (func (export "wapc_init") (call $spin (i32.const 100000)))
+                 (func (export "__guest_call") (param i32 i32) (result i32)
+                   (call $spin (local.get 1))
+                   (call $respond (i32.const 0) (i32.const 0))
+                   (i32.const 1)))"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn instructions_are_counted_per_call_exactly_and_grow_with_the_work() {
+        let policy = Policy::load_counting(&looping()).unwrap();
+        let count = |payload: &[u8]| {
+            let host = Arc::new(Host::new(Vec::new(), Replay::new(Vec::new(), false)));
+            let instance = policy.instantiate(host).unwrap();
+            instance.call("validate", payload).unwrap();
+            policy.last_call_instructions().unwrap()
+        };
+        let ten = count(&[0; 10]);
+        assert_eq!(count(&[0; 10]), ten, "the same call counts the same");
+        let thousand = count(&[0; 1000]);
+        // Each iteration runs the same operators (local.get, i32.eqz, br_if, local.get,
+        // i32.const, i32.sub, local.set, br): 8 units; the start function's 100000 are not counted.
+        assert_eq!(thousand - ten, 990 * 8);
+        assert!(ten < 1000, "instantiation is not counted: {ten}");
+        assert_eq!(
+            Policy::load(&looping()).unwrap().last_call_instructions(),
+            None
         );
     }
 

@@ -40,7 +40,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Evaluate one admission request and print the AdmissionResponse as one JSON line.
-    Run(RunArgs),
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Also print, on standard error, the WebAssembly instructions the guest's `validate`
+        /// call executed: `validate: N instructions (wasmtime fuel)`. One unit is one operator
+        /// (nop, drop, block, loop, else, end, return, unreachable free) plus one per byte that
+        /// memory.copy/fill/init moves; instantiation, settings validation and the host's work
+        /// are not counted. The same module, request and session give the same count every run.
+        #[arg(long)]
+        count_instructions: bool,
+    },
     /// Time `validate` with a fresh instance per request and on a warm instance.
     Bench {
         #[command(flatten)]
@@ -210,8 +220,13 @@ struct Prepared {
     settings: Value,
 }
 
-fn prepare(args: &RunArgs, cycle_replay: bool) -> Result<Result<Prepared, String>> {
-    let policy = Policy::load(&read_module(&args.module, &args.registry)?)?;
+fn prepare(args: &RunArgs, cycle_replay: bool, counting: bool) -> Result<Result<Prepared, String>> {
+    let module = read_module(&args.module, &args.registry)?;
+    let policy = if counting {
+        Policy::load_counting(&module)?
+    } else {
+        Policy::load(&module)?
+    };
     let granted = match (&policy.metadata, args.allow_context_aware) {
         (Some(metadata), true) => metadata.context_aware_resources.clone(),
         (None, true) => {
@@ -378,17 +393,20 @@ fn now_rfc3339() -> Result<String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => prepare(&args, false).and_then(|prepared| match prepared {
+        Command::Run { run: args, count_instructions } => prepare(&args, false, count_instructions).and_then(|prepared| match prepared {
             Err(message) => Ok(Err(message)),
             Ok(p) => {
                 let instance = p.policy.instantiate(p.host.clone())?;
                 let response = evaluate::evaluate(&instance, &p.request, &p.settings, p.policy.allows_mutation());
+                if let Some(instructions) = p.policy.last_call_instructions() {
+                    eprintln!("validate: {instructions} instructions (wasmtime fuel)");
+                }
                 warn_about_leftovers(&p.host);
                 println!("{}", serde_json::to_string(&response)?);
                 Ok(Ok(()))
             }
         }),
-        Command::Bench { run, num_samples, warm_up_samples, json } => prepare(&run, true).and_then(|prepared| match prepared {
+        Command::Bench { run, num_samples, warm_up_samples, json } => prepare(&run, true, false).and_then(|prepared| match prepared {
             Err(message) => Ok(Err(message)),
             Ok(p) => {
                 let input = bench::BenchInput {
