@@ -48,12 +48,20 @@ on /apis/G/V is what policy-evaluator then reports (a 403, 404 or 500 of the LIS
 reflector retry forever, and the host call never returns).
 
 A WATCH of such a collection (query watch=true or watch=1) answers 200 with a chunked
-application/json stream that sends no events; with allowWatchBookmarks=true it sends a BOOKMARK
-event carrying the list's resourceVersion every "watchBookmarkSeconds" (state, default 60; 0: none).
-The stream stays open until the query's timeoutSeconds (default 1800) pass or the server is
-stopped (SIGTERM or SIGINT end every open watch cleanly), and ends with the last chunk; other
-requests are served meanwhile (a thread per connection). The request is logged when it arrives,
-like every other. Anything else (a cluster-scoped list, other methods): 405 Status.
+application/json stream of the collection's changes: the watch starts from the items of the list
+whose resourceVersion it names (the lists answered are remembered by resourceVersion; an unknown
+or absent one: the items at the watch's arrival), then reads STATE.json every 0.1 s and sends, in
+path order, ADDED for an object that appeared under the collection (or came into its selectors),
+MODIFIED for one whose stored JSON changed, DELETED (the last version sent) for one that went
+away (or left its selectors). Each event's object is rendered as a list item, with apiVersion and
+kind (built-in kinds too, as a real API server sends them in watch events) and with
+metadata.resourceVersion set to the event's own, which starts above the watch's resourceVersion
+and increases by one per event. With allowWatchBookmarks=true it also sends a BOOKMARK event
+carrying the last resourceVersion sent every "watchBookmarkSeconds" (state, default 60; 0: none).
+Events are not logged. The stream stays open until the query's timeoutSeconds (default 1800) pass
+or the server is stopped (SIGTERM or SIGINT end every open watch cleanly), and ends with the last
+chunk; other requests are served meanwhile (a thread per connection). The request is logged when
+it arrives, like every other. Anything else (a cluster-scoped list, other methods): 405 Status.
 """
 
 import argparse
@@ -122,14 +130,50 @@ def kind_of(group, version, plural):
 
 
 class Watch:
-    """What handle_any streams for a watch: bookmarks every `bookmark` seconds (0: none)."""
+    """What handle_any streams for a watch of the collection `path`: its changes from `start`
+    ({path: object} as last listed), then bookmarks every `bookmark` seconds (0: none)."""
 
-    def __init__(self, resource_version, api_version, kind, timeout, bookmark):
+    def __init__(self, resource_version, api_version, kind, timeout, bookmark, path, start, select):
         self.resource_version = resource_version
         self.api_version = api_version
         self.kind = kind
         self.timeout = timeout
         self.bookmark = bookmark
+        self.path = path
+        self.known = start
+        self.select = select
+
+    def changes(self, state):
+        """[(type, object as stored)] since the last call, in path order."""
+        now = self.select(members(self.path, state))
+        events = []
+        for path in sorted(set(self.known) | set(now)):
+            before, after = self.known.get(path), now.get(path)
+            if before is None:
+                events.append(("ADDED", after))
+            elif after is None:
+                events.append(("DELETED", before))
+            elif before != after:
+                events.append(("MODIFIED", after))
+        self.known = now
+        return events
+
+
+def members(path, state):
+    """{path: object} of the objects one segment below the collection `path`."""
+    prefix = path + "/"
+    return {p: o for p, o in state.get("objects", {}).items()
+            if p.startswith(prefix) and "/" not in p[len(prefix):]}
+
+
+def item(obj, api_version, kind, typed):
+    """An object as a list item (typed: with apiVersion and kind, else without them)."""
+    rendered = json.loads(json.dumps(obj))
+    api_version, kind = rendered.pop("apiVersion", api_version), rendered.pop("kind", kind)
+    if typed:
+        rendered = {"apiVersion": api_version, "kind": kind, **rendered}
+    rendered.setdefault("metadata", {})
+    return rendered
 
 
 def selector_terms(text, field):
@@ -168,6 +212,9 @@ class Api:
         self.log = open(log_path, "a", encoding="utf-8")
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        # (collection path, resourceVersion) -> {path: object} of each list answered, where a
+        # watch from that resourceVersion starts.
+        self.listed = {}
 
     def state(self):
         try:
@@ -244,26 +291,27 @@ class Api:
         except ValueError as bad:
             return status(400, "BadRequest", f"unable to parse requirement: the fake API does not "
                           f"understand the selector term {str(bad)!r}")
-        prefix = path + "/"
-        objects = state.get("objects", {})
-        members = sorted((p, o) for p, o in objects.items() if p.startswith(prefix) and "/" not in p[len(prefix):])
+        listed = members(path, state)
         resource_version = str(state.get("resourceVersion") or int.from_bytes(hashlib.sha256(
-            json.dumps(members, sort_keys=True).encode()).digest()[:3], "big") + 1000)
+            json.dumps(sorted(listed.items()), sort_keys=True).encode()).digest()[:3], "big") + 1000)
+
+        def select(objects):
+            return {p: o for p, o in objects.items() if selected(o, labels, fields)}
+
         if watch:
-            return 200, Watch(resource_version, api_version, kind,
+            start = self.listed.get((path, params.get("resourceVersion")), listed)
+            return 200, Watch(params.get("resourceVersion") or resource_version, api_version, kind,
                               float(params.get("timeoutSeconds") or 1800),
                               float(state.get("watchBookmarkSeconds", 60))
-                              if params.get("allowWatchBookmarks") == "true" else 0)
+                              if params.get("allowWatchBookmarks") == "true" else 0,
+                              path, select(start), select)
+        with self.lock:
+            self.listed[(path, resource_version)] = listed
         items = []
-        for _, obj in members:
-            if not selected(obj, labels, fields):
-                continue
-            item = json.loads(json.dumps(obj))
-            api_version_of, kind_of_item = item.pop("apiVersion", api_version), item.pop("kind", kind)
-            if group:
-                item = {"apiVersion": api_version_of, "kind": kind_of_item, **item}
-            item.setdefault("metadata", {}).setdefault("resourceVersion", resource_version)
-            items.append(item)
+        for _, obj in sorted(select(listed).items()):
+            rendered = item(obj, api_version, kind, typed=bool(group))
+            rendered["metadata"].setdefault("resourceVersion", resource_version)
+            items.append(rendered)
         return 200, {"kind": f"{kind}List", "apiVersion": api_version,
                      "metadata": {"resourceVersion": resource_version}, "items": items}
 
@@ -328,7 +376,8 @@ def handler(api):
             self.wfile.write(data)
 
         def stream(self, watch):
-            """A watch: chunked events (only bookmarks) until the timeout or the server stops."""
+            """A watch: chunked events of the collection's changes (and bookmarks) until the
+            timeout or the server stops."""
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -337,20 +386,35 @@ def handler(api):
             deadline = time.monotonic() + watch.timeout
             next_bookmark = time.monotonic() + watch.bookmark if watch.bookmark else None
             try:
+                version = int(watch.resource_version)
+            except ValueError:
+                version = 0
+
+            def send(event_type, obj):
+                line = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+
+            try:
                 while not api.stopping.is_set():
                     now = time.monotonic()
                     if now >= deadline:
                         break
+                    try:
+                        changes = watch.changes(api.state())
+                    except ValueError:  # a state file caught half-written: read it next time
+                        changes = []
+                    for event_type, obj in changes:
+                        version += 1
+                        rendered = item(obj, watch.api_version, watch.kind, typed=True)
+                        rendered["metadata"]["resourceVersion"] = str(version)
+                        send(event_type, rendered)
                     if next_bookmark is not None and now >= next_bookmark:
-                        event = {"type": "BOOKMARK", "object": {
-                            "apiVersion": watch.api_version, "kind": watch.kind,
-                            "metadata": {"resourceVersion": watch.resource_version}}}
-                        line = json.dumps(event).encode() + b"\n"
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-                        self.wfile.flush()
+                        send("BOOKMARK", {"apiVersion": watch.api_version, "kind": watch.kind,
+                                          "metadata": {"resourceVersion": str(version or watch.resource_version)}})
                         next_bookmark = now + watch.bookmark
                     wake = min(deadline, next_bookmark or deadline)
-                    api.stopping.wait(max(0.0, min(wake - now, 0.5)))
+                    api.stopping.wait(max(0.0, min(wake - now, 0.1)))
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
             except OSError:  # the client went away

@@ -21,6 +21,7 @@ mod world;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -28,8 +29,8 @@ use serde_json::{Value, json};
 use policy_server::PolicyServer;
 use tool::{Lookup, Outcome, Tool};
 use world::{
-    Author, Credentials, SecretAccess, THE_OPERATOR, World, admission_request, b64, dittoserver,
-    endpoint_secret, pod_from, policy_state,
+    Author, Credentials, NAME, SecretAccess, THE_OPERATOR, World, admission_request, b64,
+    dittoserver, endpoint_secret, pod_from, policy_state, secret_object, secret_values,
 };
 
 /// A developer of the namespace who may edit DittoServers but may not read their Secrets.
@@ -103,6 +104,10 @@ struct Expect<'a> {
     state: Option<(Vec<Value>, Value, Value)>,
     /// One warning each, by the text it must start with and a text it must contain.
     warnings: Vec<(&'a str, &'a str)>,
+    /// Whether the admitted object's hash differs from the stored one's (so its pods roll).
+    rolls: Option<bool>,
+    /// The response must carry no patch (with `state`: the object already has that state).
+    unpatched: bool,
 }
 
 fn check(object: &Value, outcome: &Outcome, expect: &Expect<'_>, world: &World) -> Vec<String> {
@@ -119,6 +124,7 @@ fn check(object: &Value, outcome: &Outcome, expect: &Expect<'_>, world: &World) 
     match (&expect.state, &outcome.patched) {
         (None, None) => {}
         (None, Some(_)) => problems.push("unexpected patch".to_owned()),
+        (Some(_), Some(_)) if expect.unpatched => problems.push("unexpected patch".to_owned()),
         (Some(expected), admitted) => {
             let actual = policy_state(admitted.as_ref().unwrap_or(object));
             if &actual != expected {
@@ -150,11 +156,10 @@ fn check(object: &Value, outcome: &Outcome, expect: &Expect<'_>, world: &World) 
             ));
         }
     }
-    for value in world
-        .all_values()
-        .iter()
-        .filter(|v| !v.starts_with("https://s3.cubbit"))
-    {
+    let mut values = world.all_values();
+    // A Secret written may hold values the world does not (yet, or ever).
+    values.extend(secret_values(object).into_iter().filter(|v| v.starts_with("FAKE-")));
+    for value in values.iter().filter(|v| !v.starts_with("https://s3.cubbit")) {
         for form in [value.clone(), b64(value)] {
             if outcome.printed.contains(&form) {
                 problems.push(format!(
@@ -187,15 +192,17 @@ enum Transport {
 }
 
 impl Transport {
+    /// Evaluates `request` in a cluster that stores `stored` besides what `lookups` answer.
     fn evaluate(
         &mut self,
         request: &Value,
         lookups: &[Lookup],
         settings: &Value,
+        stored: &[Value],
     ) -> Result<Outcome> {
         match self {
             Self::Tool(tool) => tool.evaluate(request, lookups, settings),
-            Self::PolicyServer(server) => server.evaluate(request, lookups),
+            Self::PolicyServer(server) => server.evaluate(request, lookups, stored),
         }
     }
 
@@ -219,7 +226,14 @@ struct Scenario {
     statefulset: Value,
     /// Who writes the next requests.
     author: Author,
+    /// The DittoServers the Secret guard's last list saw.
+    last_listed: Option<Vec<Value>>,
 }
+
+/// How long a Secret step under policy-server is posted again while its verdict is not the
+/// expected one, when the DittoServers changed since the last list: the host answers lists from a
+/// watch, and the stand-in API sends a change within 0.1 s.
+const WATCH_SETTLES: Duration = Duration::from_secs(3);
 
 impl Scenario {
     fn run(
@@ -253,6 +267,7 @@ impl Scenario {
                 lookups.push(self.world.secret_lookup(&name));
                 lookups
             }
+            "Secret" => vec![self.world.list_lookup()],
             _ => {
                 let mut lookups = self.world.workload_lookups();
                 let kept = if operation == "UPDATE" { old } else { object };
@@ -265,17 +280,56 @@ impl Scenario {
             }
         };
         let request = admission_request(kind, operation, object, old, self.author);
-        match self.tool.evaluate(&request, &lookups, &self.settings) {
-            Err(error) => {
-                self.report.step(label, vec![format!("{error:#}")]);
-                None
+        let stored = self.world.dittoservers();
+        let settles = kind == "Secret"
+            && matches!(self.tool, Transport::PolicyServer(_))
+            && self.last_listed.as_ref().is_some_and(|seen| seen != &stored);
+        let started = Instant::now();
+        let mut posted = 0;
+        loop {
+            posted += 1;
+            let outcome = match self.tool.evaluate(&request, &lookups, &self.settings, &stored) {
+                Err(error) => {
+                    self.report.step(label, vec![format!("{error:#}")]);
+                    return None;
+                }
+                Ok(outcome) => outcome,
+            };
+            let mut problems = check(object, &outcome, &expect, &self.world);
+            if let Some(rolls) = expect.rolls {
+                let hash = |object: &Value| policy_state(object).1;
+                let admitted = hash(outcome.patched.as_ref().unwrap_or(object));
+                if (admitted != hash(old)) != rolls {
+                    problems.push(format!(
+                        "hash {admitted} as admitted, {} stored: expected the pods {}to roll",
+                        hash(old),
+                        if rolls { "" } else { "not " }
+                    ));
+                }
             }
-            Ok(outcome) => {
-                self.report
-                    .step(label, check(object, &outcome, &expect, &self.world));
-                Some(outcome.patched.unwrap_or_else(|| object.clone()))
+            if !problems.is_empty() && settles && started.elapsed() < WATCH_SETTLES {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
             }
+            if posted > 1 {
+                println!(
+                    "# posted {posted} times ({:.1} s) until policy-server's list showed the DittoServers' change",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            if kind == "Secret" {
+                self.last_listed = Some(stored);
+            }
+            self.report.step(label, problems);
+            return Some(outcome.patched.unwrap_or_else(|| object.clone()));
         }
+    }
+
+    /// A write of the Secret the DittoServer names, as it is stored now.
+    fn write_secret(&mut self, label: &str, operation: &str, new: &Value, expect: Expect<'_>) {
+        let name = self.world.secret_name();
+        let stored = self.world.secret_object(&name).unwrap_or(Value::Null);
+        self.run(label, "Secret", operation, new, &stored, expect);
     }
 
     /// A write of the stored StatefulSet; the result becomes the stored object.
@@ -332,6 +386,7 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         settings: serde_json::from_str(SETTINGS)?,
         statefulset: Value::Null,
         author: THE_OPERATOR,
+        last_listed: None,
     };
     let quiet = Expect::default;
 
@@ -694,6 +749,105 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         .secrets
         .insert("creds-v2".to_owned(), credentials("creds-v2"));
 
+    // 13b. The Secret guard, while the DittoServer names creds-v2. A good rotation is accepted
+    // silently; the operator's next reconcile carries the new hash, which rolls the pods.
+    let rotated = Credentials {
+        secret_access_key: "FAKE-LIFECYCLE-ROTATED-V2".to_owned(),
+        ..credentials("creds-v2")
+    };
+    s.write_secret(
+        "Secret rotated well (new secretAccessKey): accepted silently",
+        "UPDATE",
+        &secret_object("creds-v2", &rotated),
+        quiet(),
+    );
+    s.world.secrets.insert("creds-v2".to_owned(), rotated.clone());
+    let reconciled = s.world.operator_statefulset();
+    let state = Some(injected(&s.world));
+    s.update_statefulset(
+        "operator reconcile after the rotation: the new hash rolls the pods",
+        reconciled,
+        Expect {
+            state,
+            rolls: Some(true),
+            ..quiet()
+        },
+    );
+    let pod = pod_from(&s.statefulset, 0);
+    let state = Some(injected(&s.world));
+    s.run(
+        "pod rolled from the new template: it carries the new hash, no patch",
+        "Pod",
+        "CREATE",
+        &pod,
+        &Value::Null,
+        Expect {
+            state,
+            unpatched: true,
+            ..quiet()
+        },
+    );
+
+    // 13c. Bad rotations are refused naming the DittoServer: the stored Secret stays as it was,
+    // and the next StatefulSet write keeps its hash.
+    let broken = [
+        (
+            "accessKeyId emptied",
+            Credentials {
+                access_key_id: String::new(),
+                ..rotated.clone()
+            },
+            "entry \"accessKeyId\" is empty",
+        ),
+        (
+            "an http endpoint",
+            Credentials {
+                endpoint: "http://s3.cubbit.eu".to_owned(),
+                ..rotated.clone()
+            },
+            "entry \"endpoint\" must use https",
+        ),
+    ];
+    for (what, credentials, rule) in &broken {
+        let expected = format!(
+            "Secret \"creds-v2\" is rejected: it would break DittoServer \"{NAME}\" ({rule}"
+        );
+        s.write_secret(
+            &format!("Secret rotated badly ({what}): rejected, naming the DittoServer"),
+            "UPDATE",
+            &secret_object("creds-v2", credentials),
+            Expect {
+                rejected_with: Some(&expected),
+                ..quiet()
+            },
+        );
+    }
+    let reconciled = s.world.operator_statefulset();
+    let state = Some(injected(&s.world));
+    s.update_statefulset(
+        "operator reconcile after the refused rotations: the hash is kept, nothing rolls",
+        reconciled,
+        Expect {
+            state,
+            rolls: Some(false),
+            ..quiet()
+        },
+    );
+
+    // 13d. Deleting the Secret the DittoServer names is refused.
+    let deletion = format!(
+        "deleting Secret \"creds-v2\" is rejected: Secret \"creds-v2\" is named by DittoServer \"{NAME}\" (spec.s3.credentialsSecretRef)"
+    );
+    s.write_secret(
+        "Secret deleted while the DittoServer names it: rejected",
+        "DELETE",
+        &Value::Null,
+        Expect {
+            rejected_with: Some(&deletion),
+            ..quiet()
+        },
+    );
+
     // 14. The DittoServer is deleted, then its StatefulSet is torn down.
     let last = s.world.dittoserver.clone().unwrap_or_default();
     s.run(
@@ -728,6 +882,71 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
             ..quiet()
         },
     );
+
+    // 15. With the DittoServer gone, its Secret may go.
+    s.write_secret(
+        "Secret deleted after its DittoServer: accepted",
+        "DELETE",
+        &Value::Null,
+        quiet(),
+    );
+    s.world.secrets.remove("creds-v2");
+
+    // 16. Re-created: the DittoServer first, then its Secret, which must be usable.
+    let again = dittoserver("creds-v2", "fr-par", "dittofs-data");
+    s.run("DittoServer re-created before its Secret: warned", "DittoServer", "CREATE", &again, &Value::Null, Expect {
+        warnings: vec![("Secret \"creds-v2\" in namespace \"dittofs-system\" (spec.s3.credentialsSecretRef.secretName) was not found", "will not start")],
+        ..quiet()
+    });
+    s.world.dittoserver = Some(again.clone());
+    let http = Credentials {
+        endpoint: "http://s3.cubbit.eu".to_owned(),
+        ..credentials("creds-v2")
+    };
+    let expected = format!(
+        "Secret \"creds-v2\" is rejected: it would break DittoServer \"{NAME}\" (entry \"endpoint\" must use https"
+    );
+    s.write_secret(
+        "Secret re-created with an http endpoint while the DittoServer names it: rejected",
+        "CREATE",
+        &secret_object("creds-v2", &http),
+        Expect {
+            rejected_with: Some(&expected),
+            ..quiet()
+        },
+    );
+    s.write_secret(
+        "Secret re-created usable: accepted silently",
+        "CREATE",
+        &secret_object("creds-v2", &credentials("creds-v2")),
+        quiet(),
+    );
+    s.world
+        .secrets
+        .insert("creds-v2".to_owned(), credentials("creds-v2"));
+
+    // 17. Deleted again, held by the operator's finalizer: while it is being deleted, its
+    // Secret may go (under policy-server, once the watch has told the host).
+    s.run(
+        "DittoServer deleted again (the operator's finalizer holds it)",
+        "DittoServer",
+        "DELETE",
+        &Value::Null,
+        &again,
+        quiet(),
+    );
+    let mut deleting = again;
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-11-30T06:00:00Z");
+    deleting["metadata"]["finalizers"] = json!(["dittofs.dittofs.com/finalizer"]);
+    s.world.dittoserver = Some(deleting);
+    s.write_secret(
+        "Secret deleted while its DittoServer is being deleted: accepted",
+        "DELETE",
+        &Value::Null,
+        quiet(),
+    );
+    s.world.secrets.remove("creds-v2");
+    s.world.dittoserver = None;
 
     if let Transport::PolicyServer(server) = &s.tool {
         server.finish()?;

@@ -2,9 +2,15 @@
 //! stand-in Kubernetes API (tools/fake-kube-api), the request is posted as an AdmissionReview v1
 //! over HTTPS to `/validate/<policy id>`, and the API's request log is checked for what the host
 //! asked: only GETs of the objects the step looks up (discovery once), SubjectAccessReviews for
-//! the author's access, no list, no watch, and nothing fetched again while policy-server's 5 s
-//! cache holds it. (A step's lookups are those it may make, as in a replay session: a step that
-//! makes none, such as a label edit that leaves spec.s3 alone, is not required to GET anything.)
+//! the author's access, nothing fetched again while policy-server's 5 s cache holds it, and for
+//! the Secret guard's list of the namespace's DittoServers one LIST (at the first step that
+//! lists) and a WATCH, never a LIST again: policy-server's reflector answers from its store,
+//! which the stand-in's watch keeps up to date. (A step's lookups are those it may make, as in a
+//! replay session: a step that makes none, such as a label edit that leaves spec.s3 alone, is not
+//! required to GET anything.)
+//!
+//! The API's state holds, besides each step's lookups, the objects stored at that step (the
+//! DittoServer), so that what the watch reports changes only when they do.
 //!
 //! policy-server caches successful lookups for 5 s, keyed by object, so a step that needs a
 //! changed answer for an object fetched less than 5 s ago first waits for that entry to expire
@@ -42,6 +48,9 @@ pub struct PolicyServer {
     /// this run) and when.
     fetched: BTreeMap<String, (Option<Value>, f64)>,
     discovered: BTreeSet<String>,
+    /// Collections listed, and watched, by policy-server's reflectors.
+    listed: BTreeSet<String>,
+    watched: BTreeSet<String>,
     /// Seconds spent waiting for cache entries to expire.
     pub waited: f64,
 }
@@ -53,18 +62,46 @@ fn now() -> f64 {
         .unwrap_or_default()
 }
 
-fn object_path(api_version: &str, kind: &str, namespace: &str, name: &str) -> String {
+fn collection_path(api_version: &str, kind: &str, namespace: &str) -> String {
     let plural = format!("{}s", kind.to_lowercase());
     match api_version {
-        "v1" => format!("/api/v1/namespaces/{namespace}/{plural}/{name}"),
-        group_version => format!("/apis/{group_version}/namespaces/{namespace}/{plural}/{name}"),
+        "v1" => format!("/api/v1/namespaces/{namespace}/{plural}"),
+        group_version => format!("/apis/{group_version}/namespaces/{namespace}/{plural}"),
     }
 }
 
-/// The fake API's state for one step, and the GETs the step may make with their answers
-/// (`None`: an error, which policy-server does not cache).
-fn state_for(lookups: &[Lookup]) -> (Value, BTreeMap<String, Option<Value>>, Vec<Value>) {
-    let mut objects = serde_json::Map::new();
+fn object_path(api_version: &str, kind: &str, namespace: &str, name: &str) -> String {
+    format!("{}/{name}", collection_path(api_version, kind, namespace))
+}
+
+/// The path of a stored object, by its own apiVersion, kind, namespace and name.
+fn stored_path(object: &Value) -> String {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+    object_path(
+        text("/apiVersion"),
+        text("/kind"),
+        text("/metadata/namespace"),
+        text("/metadata/name"),
+    )
+}
+
+/// What one step asks of the API: its state, the GETs it may make with their answers (`None`:
+/// an error, which policy-server does not cache), the SubjectAccessReviews it may post, and the
+/// collections it may list.
+struct StepState {
+    state: Value,
+    gets: BTreeMap<String, Option<Value>>,
+    expected_reviews: Vec<Value>,
+    lists: BTreeSet<String>,
+}
+
+/// The fake API's state for one step whose stored objects are `stored`.
+fn state_for(lookups: &[Lookup], stored: &[Value]) -> StepState {
+    let mut objects: serde_json::Map<String, Value> = stored
+        .iter()
+        .map(|object| (stored_path(object), object.clone()))
+        .collect();
+    let mut lists = BTreeSet::new();
     let mut forbidden = serde_json::Map::new();
     let mut faults = serde_json::Map::new();
     let mut reviews = Vec::new();
@@ -106,6 +143,18 @@ fn state_for(lookups: &[Lookup]) -> (Value, BTreeMap<String, Option<Value>>, Vec
                     }
                 }
             }
+            Lookup::List {
+                api_version,
+                kind,
+                namespace,
+                items,
+                ..
+            } => {
+                lists.insert(collection_path(api_version, kind, namespace));
+                for item in items {
+                    objects.insert(stored_path(item), item.clone());
+                }
+            }
             Lookup::MayGetSecret {
                 user,
                 groups,
@@ -134,7 +183,12 @@ fn state_for(lookups: &[Lookup]) -> (Value, BTreeMap<String, Option<Value>>, Vec
     let state = json!({"objects": objects, "forbidden": forbidden, "faults": faults,
                        "accessReviews": reviews,
                        "accessReviewDefault": {"allowed": false, "reason": "fake: no rule for this review"}});
-    (state, gets, expected_reviews)
+    StepState {
+        state,
+        gets,
+        expected_reviews,
+        lists,
+    }
 }
 
 /// The policy reads the owning DittoServer with `disable_cache`: policy-server asks the API
@@ -156,6 +210,8 @@ impl PolicyServer {
             log_lines: 0,
             fetched: BTreeMap::new(),
             discovered: BTreeSet::new(),
+            listed: BTreeSet::new(),
+            watched: BTreeSet::new(),
             waited: 0.0,
         };
         // What policy-server fetched before this run (an earlier scenario on the same server)
@@ -163,7 +219,10 @@ impl PolicyServer {
         for entry in server.new_requests()? {
             let path = entry["path"].as_str().unwrap_or_default().to_owned();
             if entry["method"] == "GET" && entry["status"] == 200 {
-                if DISCOVERY.contains(&path.as_str()) {
+                if let Some(watch) = is_watch(&entry) {
+                    let seen = if watch { &mut server.watched } else { &mut server.listed };
+                    seen.insert(path);
+                } else if DISCOVERY.contains(&path.as_str()) {
                     server.discovered.insert(path);
                 } else {
                     let at = entry["t"].as_f64().unwrap_or_default();
@@ -200,9 +259,15 @@ impl PolicyServer {
         format!("ApiError: {message}: InternalError)")
     }
 
-    pub fn evaluate(&mut self, request: &Value, lookups: &[Lookup]) -> Result<Outcome> {
+    pub fn evaluate(
+        &mut self,
+        request: &Value,
+        lookups: &[Lookup],
+        stored: &[Value],
+    ) -> Result<Outcome> {
         self.runs += 1;
-        let (state, gets, expected_reviews) = state_for(lookups);
+        let step = state_for(lookups, stored);
+        let gets = &step.gets;
 
         // Wait until no cached answer can stand in for a changed one.
         let mut until: f64 = 0.0;
@@ -240,13 +305,14 @@ impl PolicyServer {
 
         let state_path = self.api_dir.join("api-state.json");
         let tmp = self.api_dir.join("api-state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&state)?)?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&step.state)?)?;
         std::fs::rename(&tmp, &state_path)?;
         self.new_requests()?; // anything logged before this step is not its doing
 
         let kind = request["kind"]["kind"].as_str().unwrap_or_default();
         let policy = match kind {
             "DittoServer" => "clusterwide-dittofs-s3-validate",
+            "Secret" => "clusterwide-dittofs-s3-secret-guard",
             _ => "clusterwide-dittofs-s3-inject",
         };
         let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -283,7 +349,7 @@ impl PolicyServer {
         let review: Value =
             serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))?;
 
-        let mut problems = self.check_requests(&gets, &cached, &expected_reviews)?;
+        let mut problems = self.check_requests(&step, &cached)?;
         problems.extend(check_review(request, &review));
         if !problems.is_empty() {
             bail!("{}", problems.join("; "));
@@ -293,12 +359,8 @@ impl PolicyServer {
     }
 
     /// What the host asked the API for during the step.
-    fn check_requests(
-        &mut self,
-        gets: &BTreeMap<String, Option<Value>>,
-        cached: &BTreeSet<&String>,
-        expected_reviews: &[Value],
-    ) -> Result<Vec<String>> {
+    fn check_requests(&mut self, step: &StepState, cached: &BTreeSet<&String>) -> Result<Vec<String>> {
+        let gets = &step.gets;
         let mut problems = Vec::new();
         let mut got = BTreeSet::new();
         for entry in self.new_requests()? {
@@ -312,7 +374,10 @@ impl PolicyServer {
                     }
                 }
                 "GET" if gets.contains_key(&path) && entry["query"] == "" => {
-                    if !got.insert(path.clone()) {
+                    // A failed read is not cached: the policy may read that object again (the
+                    // endpoint of the Secret a kept workload names).
+                    let failed = gets.get(&path).is_some_and(Option::is_none);
+                    if !got.insert(path.clone()) && !failed {
                         problems.push(format!("GET {path} twice in one review"));
                     }
                     if cached.contains(&path) {
@@ -323,9 +388,31 @@ impl PolicyServer {
                         self.fetched.insert(path, (answer, at));
                     }
                 }
+                "GET" if step.lists.contains(&path) || self.listed.contains(&path) => {
+                    match is_watch(&entry) {
+                        Some(true) if !self.listed.contains(&path) => {
+                            problems.push(format!("WATCH of {path} before any LIST"));
+                        }
+                        // kube-rs watches again when a watch ends (timeoutSeconds): allowed.
+                        Some(true) => {
+                            self.watched.insert(path.clone());
+                        }
+                        Some(false) if !step.lists.contains(&path) => {
+                            problems.push(format!("LIST of {path} in a step that lists nothing"));
+                        }
+                        Some(false) if !self.listed.insert(path.clone()) => problems.push(format!(
+                            "{path} listed again: the reflector should answer from its watch"
+                        )),
+                        Some(_) => {}
+                        None => problems.push(format!(
+                            "unexpected query of {path}: {}",
+                            entry["query"].as_str().unwrap_or_default()
+                        )),
+                    }
+                }
                 "POST" if path == ACCESS_REVIEWS => {
                     let spec = &entry["body"]["spec"];
-                    if !expected_reviews.contains(spec) {
+                    if !step.expected_reviews.contains(spec) {
                         problems.push(format!("unexpected SubjectAccessReview {spec}"));
                     }
                 }
@@ -335,7 +422,26 @@ impl PolicyServer {
                 )),
             }
         }
+        for path in &step.lists {
+            if !self.listed.contains(path) {
+                problems.push(format!("policy-server never listed {path}"));
+            }
+        }
         Ok(problems)
+    }
+}
+
+/// For a request of a collection: whether it is a WATCH (`Some(true)`) or a LIST
+/// (`Some(false)`, kube-rs' paged form); `None` for any other query.
+fn is_watch(entry: &Value) -> Option<bool> {
+    let query = entry["query"].as_str().unwrap_or_default();
+    let params: BTreeSet<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if params.contains("watch=true") {
+        Some(true)
+    } else if params.iter().any(|p| p.starts_with("limit=")) {
+        Some(false)
+    } else {
+        None
     }
 }
 

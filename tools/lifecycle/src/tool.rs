@@ -29,6 +29,16 @@ pub enum Lookup {
         name: String,
         answer: Result<Value, String>,
     },
+    /// `kubernetes/list_resources_by_namespace`: the objects of the collection, whole (the
+    /// host prunes them to the masks).
+    List {
+        api_version: &'static str,
+        kind: &'static str,
+        namespace: String,
+        /// The field masks the policy sends, sorted.
+        fields: &'static [&'static str],
+        items: Vec<Value>,
+    },
 }
 
 /// What the tool answered.
@@ -170,6 +180,15 @@ fn session(lookups: &[Lookup]) -> Result<String> {
                         answer,
                     )
                 }
+                Lookup::List { api_version, kind, namespace, fields, items } => {
+                    let masks: String = fields.iter().map(|field| format!("- {field}\n")).collect();
+                    let listed = listed(api_version, kind, fields, items);
+                    return json!({"type": "Exchange",
+                        "request": format!(
+                            "!KubernetesListResourceNamespace\napi_version: {api_version}\nkind: {kind}\nnamespace: {namespace}\nlabel_selector: null\nfield_selector: null\nfield_masks:\n{masks}"
+                        ),
+                        "response": {"type": "Success", "payload": listed.to_string()}});
+                }
                 Lookup::MayGetSecret { user, groups, namespace, name, answer } => {
                     let groups: String = groups.iter().map(|group| format!("  - {group}\n")).collect();
                     (
@@ -188,4 +207,52 @@ fn session(lookups: &[Lookup]) -> Result<String> {
         })
         .collect();
     Ok(serde_yaml::to_string(&exchanges)?)
+}
+
+/// The list answer as policy-evaluator 1.35 builds it from its reflector's store (kwctl records
+/// it so): the list's metadata empty; each item's metadata whole but for `managedFields`
+/// (emptied) and the last-applied annotation (removed), and outside metadata only the masked
+/// paths, their parents kept where the object has them.
+fn listed(api_version: &str, kind: &str, fields: &[&str], items: &[Value]) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|object| {
+            let mut metadata = object["metadata"].clone();
+            metadata["managedFields"] = json!([]);
+            let mut annotations = metadata["annotations"].clone();
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+            metadata["annotations"] = match annotations {
+                Value::Null => json!({}),
+                kept => kept,
+            };
+            let mut item = json!({"apiVersion": object["apiVersion"], "kind": object["kind"],
+                                  "metadata": metadata});
+            for field in fields.iter().filter(|f| !f.starts_with("metadata.")) {
+                let path: Vec<&str> = field.split('.').collect();
+                copy_path(object, &mut item, &path);
+            }
+            item
+        })
+        .collect();
+    json!({"apiVersion": api_version, "kind": format!("{kind}List"), "metadata": {}, "items": items})
+}
+
+/// Copies the value at `path` of `from` into `to`, with the parents `from` has on the way.
+fn copy_path(from: &Value, to: &mut Value, path: &[&str]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let Some(value) = from.get(*first) else {
+        return;
+    };
+    if rest.is_empty() {
+        to[*first] = value.clone();
+    } else if value.is_object() {
+        if to.get(*first).is_none() {
+            to[*first] = json!({});
+        }
+        copy_path(value, &mut to[*first], rest);
+    }
 }

@@ -143,21 +143,37 @@ impl World {
     }
 
     fn secret_answer(&self, name: &str) -> Result<Value, String> {
-        match (self.secret_access, self.secrets.get(name)) {
+        match (self.secret_access, self.secret_object(name)) {
             (SecretAccess::DeniedByRbac, _) => Err(format!(
                 "ApiError: secrets \"{name}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" \
                  cannot get resource \"secrets\" in API group \"\" in the namespace \"{NS}\": RBAC: \
                  clusterrole.rbac.authorization.k8s.io \"dittofs-secret-reader\" not found: Forbidden"
             )),
             (SecretAccess::Granted, None) => Err(Self::not_found("v1", "Secret", name)),
-            (SecretAccess::Granted, Some(credentials)) => Ok(json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": NS},
-                "type": "Opaque",
-                "data": {"accessKeyId": b64(&credentials.access_key_id),
-                         "secretAccessKey": b64(&credentials.secret_access_key),
-                         "endpoint": b64(&credentials.endpoint),
-                         "unrelated": b64("not consumed")}})),
+            (SecretAccess::Granted, Some(object)) => Ok(object),
+        }
+    }
+
+    /// The Secret `name` as stored, when it exists.
+    pub fn secret_object(&self, name: &str) -> Option<Value> {
+        self.secrets
+            .get(name)
+            .map(|credentials| secret_object(name, credentials))
+    }
+
+    /// The DittoServers of the namespace as stored.
+    pub fn dittoservers(&self) -> Vec<Value> {
+        self.dittoserver.iter().cloned().collect()
+    }
+
+    /// The Secret guard's list of the namespace's DittoServers.
+    pub fn list_lookup(&self) -> Lookup {
+        Lookup::List {
+            api_version: "dittofs.dittofs.com/v1alpha1",
+            kind: "DittoServer",
+            namespace: NS.to_owned(),
+            fields: &["metadata.name", "spec.s3.credentialsSecretRef"],
+            items: self.dittoservers(),
         }
     }
 
@@ -289,6 +305,32 @@ impl World {
     }
 }
 
+/// A Secret holding `credentials` under the keys DittoServers consume by default, and one more.
+pub fn secret_object(name: &str, credentials: &Credentials) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "type": "Opaque",
+        "data": {"accessKeyId": b64(&credentials.access_key_id),
+                 "secretAccessKey": b64(&credentials.secret_access_key),
+                 "endpoint": b64(&credentials.endpoint),
+                 "unrelated": b64("not consumed")}})
+}
+
+/// The entries of a Secret object, decoded (those that are text).
+pub fn secret_values(secret: &Value) -> Vec<String> {
+    secret["data"]
+        .as_object()
+        .map(|data| {
+            data.values()
+                .filter_map(Value::as_str)
+                .filter_map(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded).ok())
+                .filter_map(|bytes| String::from_utf8(bytes).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A pod the StatefulSet controller creates from a template.
 pub fn pod_from(statefulset: &Value, ordinal: u32) -> Value {
     let template = &statefulset["spec"]["template"];
@@ -340,6 +382,7 @@ pub fn admission_request(
     let (group, version, resource) = match kind {
         "Pod" => ("", "v1", "pods"),
         "StatefulSet" => ("apps", "v1", "statefulsets"),
+        "Secret" => ("", "v1", "secrets"),
         _ => ("dittofs.dittofs.com", "v1alpha1", "dittoservers"),
     };
     let gvk = json!({"group": group, "version": version, "kind": kind});
