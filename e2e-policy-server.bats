@@ -640,14 +640,12 @@ GET $(DS_COLLECTION)?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&res
   ! jq -r 'select(.method != "GET") | "\(.method) \(.path)"' "$DIR/api-requests.jsonl" |
     grep -v -x 'POST /apis/authorization.k8s.io/v1/subjectaccessreviews'
   # Never a second LIST of a namespace's DittoServers, whatever the number of writes. A WATCH is
-  # opened again when the connection drops (the API's restart above), from the list's
-  # resourceVersion: one version per namespace.
+  # opened again when the connection drops (the API's restart above), from the last version the
+  # reflector saw (the list's, or a later event's), never with a new LIST.
   jq -r --arg c "$collection" 'select(.path | test($c)) | "\(.path) \(.query)"' "$DIR/api-requests.jsonl" |
     sed -E 's/&watch=true.*resourceVersion=/WATCH /; s/&limit=500$/LIST/' | sort | uniq -c
   [ -z "$(jq -r --arg c "$collection" 'select(.path | test($c)) | select(.query == "&limit=500") | .path' \
     "$DIR/api-requests.jsonl" | sort | uniq -d)" ]
-  [ -z "$(jq -r --arg c "$collection" 'select(.path | test($c)) | select(.query | test("watch=true")) | "\(.path) \(.query)"' \
-    "$DIR/api-requests.jsonl" | sort -u | awk '{ print $1 }' | uniq -d)" ]
   [ "$(jq -r --arg c "$collection" 'select(.path | test($c)) | .path' "$DIR/api-requests.jsonl" | sort -u | wc -l)" -ge 2 ]
   [ "$(jq -r 'select(.path == "/api/v1" and .status == 200) | .path' "$DIR/api-requests.jsonl" | wc -l)" = 1 ]
   [ "$(jq -r 'select(.path == "/apis/dittofs.dittofs.com/v1alpha1" and .status == 200) | .path' "$DIR/api-requests.jsonl" | wc -l)" = 1 ]

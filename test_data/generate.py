@@ -778,11 +778,18 @@ def list_exchange(items=(), *, error=None):
                f"namespace: {NAMESPACE}\nlabel_selector: null\nfield_selector: null\nfield_masks:\n{masks}")
     if error is not None:
         return {"type": "Exchange", "request": request, "response": {"type": "Error", "message": error}}
-    listed = [json.loads(prune(json.dumps(item), LISTED_FIELDS)) for item in items]
+    def listed(item):
+        # policy-evaluator 1.35 keeps metadata whole but for managedFields (emptied) and the
+        # last-applied annotation (dropped); keys come out sorted.
+        item = json.loads(prune(json.dumps(item), LISTED_FIELDS))
+        metadata = item.setdefault("metadata", {})
+        metadata["managedFields"] = []
+        metadata.setdefault("annotations", {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
+        return item
     payload = {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServerList",
-               "metadata": {"resourceVersion": "2001"}, "items": listed}
+               "metadata": {}, "items": [listed(item) for item in items]}
     return {"type": "Exchange", "request": request,
-            "response": {"type": "Success", "payload": json.dumps(payload, separators=(",", ":"))}}
+            "response": {"type": "Success", "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True)}}
 
 
 def secret_object(data, name=SECRET_NAME, kind="Opaque"):
