@@ -158,8 +158,15 @@ fn check(object: &Value, outcome: &Outcome, expect: &Expect<'_>, world: &World) 
     }
     let mut values = world.all_values();
     // A Secret written may hold values the world does not (yet, or ever).
-    values.extend(secret_values(object).into_iter().filter(|v| v.starts_with("FAKE-")));
-    for value in values.iter().filter(|v| !v.starts_with("https://s3.cubbit")) {
+    values.extend(
+        secret_values(object)
+            .into_iter()
+            .filter(|v| v.starts_with("FAKE-")),
+    );
+    for value in values
+        .iter()
+        .filter(|v| !v.starts_with("https://s3.cubbit"))
+    {
         for form in [value.clone(), b64(value)] {
             if outcome.printed.contains(&form) {
                 problems.push(format!(
@@ -283,12 +290,18 @@ impl Scenario {
         let stored = self.world.dittoservers();
         let settles = kind == "Secret"
             && matches!(self.tool, Transport::PolicyServer(_))
-            && self.last_listed.as_ref().is_some_and(|seen| seen != &stored);
+            && self
+                .last_listed
+                .as_ref()
+                .is_some_and(|seen| seen != &stored);
         let started = Instant::now();
         let mut posted = 0;
         loop {
             posted += 1;
-            let outcome = match self.tool.evaluate(&request, &lookups, &self.settings, &stored) {
+            let outcome = match self
+                .tool
+                .evaluate(&request, &lookups, &self.settings, &stored)
+            {
                 Err(error) => {
                     self.report.step(label, vec![format!("{error:#}")]);
                     return None;
@@ -761,7 +774,9 @@ fn play(target: Target, operator_renders_env: bool) -> Result<Report> {
         &secret_object("creds-v2", &rotated),
         quiet(),
     );
-    s.world.secrets.insert("creds-v2".to_owned(), rotated.clone());
+    s.world
+        .secrets
+        .insert("creds-v2".to_owned(), rotated.clone());
     let reconciled = s.world.operator_statefulset();
     let state = Some(injected(&s.world));
     s.update_statefulset(

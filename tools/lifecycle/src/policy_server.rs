@@ -76,7 +76,12 @@ fn object_path(api_version: &str, kind: &str, namespace: &str, name: &str) -> St
 
 /// The path of a stored object, by its own apiVersion, kind, namespace and name.
 fn stored_path(object: &Value) -> String {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
     object_path(
         text("/apiVersion"),
         text("/kind"),
@@ -220,7 +225,11 @@ impl PolicyServer {
             let path = entry["path"].as_str().unwrap_or_default().to_owned();
             if entry["method"] == "GET" && entry["status"] == 200 {
                 if let Some(watch) = is_watch(&entry) {
-                    let seen = if watch { &mut server.watched } else { &mut server.listed };
+                    let seen = if watch {
+                        &mut server.watched
+                    } else {
+                        &mut server.listed
+                    };
                     seen.insert(path);
                 } else if DISCOVERY.contains(&path.as_str()) {
                     server.discovered.insert(path);
@@ -359,7 +368,11 @@ impl PolicyServer {
     }
 
     /// What the host asked the API for during the step.
-    fn check_requests(&mut self, step: &StepState, cached: &BTreeSet<&String>) -> Result<Vec<String>> {
+    fn check_requests(
+        &mut self,
+        step: &StepState,
+        cached: &BTreeSet<&String>,
+    ) -> Result<Vec<String>> {
         let gets = &step.gets;
         let mut problems = Vec::new();
         let mut got = BTreeSet::new();

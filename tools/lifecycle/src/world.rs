@@ -324,7 +324,11 @@ pub fn secret_values(secret: &Value) -> Vec<String> {
         .map(|data| {
             data.values()
                 .filter_map(Value::as_str)
-                .filter_map(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded).ok())
+                .filter_map(|encoded| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .ok()
+                })
                 .filter_map(|bytes| String::from_utf8(bytes).ok())
                 .collect()
         })
