@@ -283,16 +283,38 @@ pub trait Cluster {
         secret: ObjectRef<'_>,
     ) -> Result<bool, LookupError>;
 
-    /// Lists the objects of `list` as raw JSON (the list object). `fields` as for `fetch`; the
-    /// host answers from a watch it keeps per query, so a query must stay the same across calls.
-    fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Value, LookupError>;
+    /// Lists the objects of `list`: the host's answer (the list object), as JSON text. `fields`
+    /// as for `fetch`; the host answers from a watch it keeps per query, so a query must stay the
+    /// same across calls.
+    fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<u8>, LookupError>;
 
-    /// `fetch_list`, for a valid namespace only; the items, each of the kind and namespace asked.
-    fn list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<Value>, LookupError> {
+    /// `fetch_list`, for a valid namespace only: the items, each of the kind and namespace asked,
+    /// or none when the answer does not hold the JSON string `name` anywhere, so that no item can
+    /// name it (the common case then costs no parsing). `name` must be an object name: its
+    /// characters are never escaped in JSON (hosts do not escape ASCII letters and digits).
+    fn list_naming(
+        &self,
+        list: ListRef<'_>,
+        fields: &[String],
+        name: &str,
+    ) -> Result<Vec<Value>, LookupError> {
         crate::naming::dns1123_label(list.namespace).map_err(|_| {
             LookupError::Failed("not looked up: its namespace is not a valid name".to_owned())
         })?;
-        list.items(self.fetch_list(list, fields)?)
+        crate::naming::dns1123_subdomain(name).map_err(|_| {
+            LookupError::Failed("not looked up: the name sought is not a valid name".to_owned())
+        })?;
+        let answer = self.fetch_list(list, fields)?;
+        let quoted = format!("\"{name}\"");
+        if !answer
+            .windows(quoted.len())
+            .any(|window| window == quoted.as_bytes())
+        {
+            return Ok(Vec::new());
+        }
+        let answer = serde_json::from_slice(&answer)
+            .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))?;
+        list.items(answer)
     }
 
     /// `fetch`, maybe from the host's cache, for a valid name only, answered with that object.
@@ -363,7 +385,7 @@ impl Cluster for HostCluster {
             .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
     }
 
-    fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+    fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<u8>, LookupError> {
         use kubewarden_policy_sdk::host_capabilities::kubernetes::ListResourcesByNamespaceRequest;
 
         let request = ListResourcesByNamespaceRequest {
@@ -376,15 +398,13 @@ impl Cluster for HostCluster {
         };
         let payload = serde_json::to_vec(&request)
             .map_err(|_| LookupError::Failed("cannot encode the list request".to_owned()))?;
-        let answer = kubewarden_policy_sdk::wapc_guest::host_call(
+        kubewarden_policy_sdk::wapc_guest::host_call(
             "kubewarden",
             "kubernetes",
             "list_resources_by_namespace",
             &payload,
         )
-        .map_err(|error| LookupError::from_list_host_message(&error.to_string()))?;
-        serde_json::from_slice(&answer)
-            .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
+        .map_err(|error| LookupError::from_list_host_message(&error.to_string()))
     }
 
     fn review_access(
@@ -455,7 +475,7 @@ pub mod fake {
         /// may read every Secret.
         access: HashMap<(String, Option<String>), Result<bool, LookupError>>,
         /// List answers by kind and namespace that replace the one built from `answers`.
-        lists: HashMap<(String, String), Result<Value, LookupError>>,
+        lists: HashMap<(String, String), Result<Vec<u8>, LookupError>>,
         pub lookups: RefCell<Vec<String>>,
     }
 
@@ -474,8 +494,10 @@ pub mod fake {
 
         /// Answers the list of `list` with `answer` instead of the objects given with `with`.
         pub fn with_list(mut self, list: ListRef<'_>, answer: Result<Value, LookupError>) -> Self {
-            self.lists
-                .insert((list.kind.to_owned(), list.namespace.to_owned()), answer);
+            self.lists.insert(
+                (list.kind.to_owned(), list.namespace.to_owned()),
+                answer.map(|answer| answer.to_string().into_bytes()),
+            );
             self
         }
 
@@ -559,7 +581,7 @@ pub mod fake {
                 .unwrap_or(Ok(true))
         }
 
-        fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Value, LookupError> {
+        fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<u8>, LookupError> {
             self.lookups.borrow_mut().push(format!("list {list}"));
             let key = (list.kind.to_owned(), list.namespace.to_owned());
             if let Some(answer) = self.lists.get(&key) {
@@ -582,10 +604,9 @@ pub mod fake {
                     }
                 })
                 .collect();
-            Ok(
-                serde_json::json!({"apiVersion": list.api_version, "kind": format!("{}List", list.kind),
-                "metadata": {"resourceVersion": "1"}, "items": Value::Array(items)}),
-            )
+            let answer = serde_json::json!({"apiVersion": list.api_version, "kind": format!("{}List", list.kind),
+                "metadata": {"resourceVersion": "1"}, "items": Value::Array(items)});
+            Ok(answer.to_string().into_bytes())
         }
 
         fn fetch(

@@ -11,6 +11,7 @@ use crate::cluster::{Cluster, ListRef};
 use crate::credentials::{SecretData, credential_problems};
 use crate::decision::Decision;
 use crate::dittoserver::{self, CredentialsRef};
+use crate::naming;
 use crate::settings::{SecretGuard, Settings};
 
 /// What the list asks of each DittoServer: its name and the reference; nothing else is read.
@@ -92,7 +93,12 @@ pub fn guard(
     };
     let what = format!("Secret \"{name}\"");
     let fields = LISTED_FIELDS.map(str::to_owned);
-    let servers = match cluster.list(ListRef::ditto_servers(namespace), &fields) {
+    // A name that is not an object name is named by no DittoServer (their references are
+    // checked to be names).
+    if naming::dns1123_subdomain(name).is_err() {
+        return Decision::accept();
+    }
+    let servers = match cluster.list_naming(ListRef::ditto_servers(namespace), &fields, name) {
         Ok(servers) => servers,
         // Never block Secret writes on a lookup: the pod-time checks still stand.
         Err(error) => {

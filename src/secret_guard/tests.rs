@@ -461,3 +461,39 @@ fn a_deletion_without_the_stored_secret_is_judged_by_the_request_name() {
     );
     assert!(rejection(&decision).starts_with("deleting Secret \"creds\" is rejected"));
 }
+
+#[test]
+fn an_answer_that_never_mentions_the_name_is_not_read() {
+    // Not even parsed: whatever it holds, no DittoServer in it names "creds".
+    let garbage = FakeCluster::default().with_list(
+        ListRef::ditto_servers(NS),
+        Ok(json!({"items": "this would not parse as a list", "note": "creds-v2"})),
+    );
+    let decision = update(
+        &garbage,
+        &good(),
+        &edited("accessKeyId", None),
+        &Settings::default(),
+    );
+    assert_eq!(decision, Decision::accept());
+    // Mentioned elsewhere (an annotation), it is read, and names nothing either.
+    let mut annotated = named("a", "other");
+    annotated["metadata"]["annotations"] = json!({"example.com/was": "creds"});
+    let mentioned = cluster(&[annotated]);
+    let decision = update(
+        &mentioned,
+        &good(),
+        &edited("accessKeyId", None),
+        &Settings::default(),
+    );
+    assert_eq!(decision, Decision::accept());
+    // A name no DittoServer could hold is not looked up.
+    let strict = cluster(&[named("a", "creds")]);
+    let mut odd = edited("accessKeyId", None);
+    odd["metadata"]["name"] = json!("Creds\"");
+    assert_eq!(
+        update(&strict, &good(), &odd, &Settings::default()),
+        Decision::accept()
+    );
+    assert!(strict.lookups.borrow().is_empty());
+}

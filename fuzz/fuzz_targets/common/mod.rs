@@ -43,8 +43,10 @@ impl Cluster for ScriptedCluster {
         Ok(answer)
     }
 
-    fn fetch_list(&self, _list: ListRef<'_>, _fields: &[String]) -> Result<Value, LookupError> {
-        self.ditto_servers.clone()
+    fn fetch_list(&self, _list: ListRef<'_>, _fields: &[String]) -> Result<Vec<u8>, LookupError> {
+        self.ditto_servers
+            .clone()
+            .map(|answer| answer.to_string().into_bytes())
     }
 
     fn review_access(
