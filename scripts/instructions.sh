@@ -44,7 +44,7 @@ SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floo
 GATE_FAST_RATIO=1.10
 GATE_INJECT_OWN=656700
 GATE_REVIEW_OWN=150800
-GATE_SECRET_RATIO=1.45
+GATE_SECRET_RATIO=1.31
 # --- end of budgets ---
 TARGETS=${TARGETS:-report}
 

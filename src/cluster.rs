@@ -306,10 +306,8 @@ pub trait Cluster {
         })?;
         let answer = self.fetch_list(list, fields)?;
         let quoted = format!("\"{name}\"");
-        if !answer
-            .windows(quoted.len())
-            .any(|window| window == quoted.as_bytes())
-        {
+        // Text that is not UTF-8 is not JSON either: it is parsed, to be refused as such.
+        if std::str::from_utf8(&answer).is_ok_and(|text| !text.contains(&quoted)) {
             return Ok(Vec::new());
         }
         let answer = serde_json::from_slice(&answer)
