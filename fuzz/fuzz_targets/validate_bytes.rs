@@ -8,6 +8,7 @@ use dittofs_s3_policy::admission::decide_payload;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let decision = decide_payload(data, &common::healthy_cluster());
-    common::assert_no_secret_values(&decision, data);
+    let cluster = common::healthy_cluster();
+    let decision = decide_payload(data, &cluster);
+    common::assert_no_secret_values(&decision, data, &cluster);
 });

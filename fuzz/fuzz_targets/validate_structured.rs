@@ -165,7 +165,7 @@ impl<'a> Arbitrary<'a> for Input {
 
 fuzz_target!(|input: Input| {
     let decision = decide_payload(&input.payload, &input.cluster);
-    common::assert_no_secret_values(&decision, &input.payload);
+    common::assert_no_secret_values(&decision, &input.payload, &input.cluster);
     if let Verdict::Reject(message) = &decision.verdict {
         assert!(!message.is_empty());
     }

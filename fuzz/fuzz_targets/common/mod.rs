@@ -78,11 +78,21 @@ pub fn healthy_cluster() -> ScriptedCluster {
     }
 }
 
-/// No decision may carry a Secret value (raw or base64) that only a lookup could have supplied:
-/// a value the request itself contains may be quoted back.
-pub fn assert_no_secret_values(decision: &Decision, input: &[u8]) {
+impl ScriptedCluster {
+    /// Everything this cluster says that is not the Secret's data: the DittoServer answers and
+    /// every error text. The policy may quote these (a host error names what failed), so a fake
+    /// value the fuzzer put there is not a leak when it comes back.
+    fn public_text(&self) -> String {
+        let secret_error = self.secret.as_ref().err();
+        format!("{:?} {:?} {secret_error:?}", self.ditto_server, self.ditto_servers)
+    }
+}
+
+/// No decision may carry a Secret value (raw or base64) that only the Secret lookup could have
+/// supplied: a value the request or the cluster's other answers contain may be quoted back.
+pub fn assert_no_secret_values(decision: &Decision, input: &[u8], cluster: &ScriptedCluster) {
     let text = format!("{decision:?}");
-    let input = String::from_utf8_lossy(input);
+    let public = format!("{} {}", String::from_utf8_lossy(input), cluster.public_text());
     for value in [
         FAKE_KEY.to_owned(),
         FAKE_SECRET.to_owned(),
@@ -90,7 +100,7 @@ pub fn assert_no_secret_values(decision: &Decision, input: &[u8]) {
         b64(FAKE_SECRET),
     ] {
         assert!(
-            !text.contains(&value) || input.contains(&value),
+            !text.contains(&value) || public.contains(&value),
             "decision leaks a Secret value"
         );
     }
