@@ -171,7 +171,7 @@ e2e-tests: target/runner-annotated-policy.wasm $(RUNNER) $(REGISTRY_RUNNER) $(LI
 # ungranted lookups and RUST_BACKTRACE=1, through the runner and the real kwctl, each on
 # policy.wasm annotated by itself: same exit code, same response (verdict, status, patch,
 # warnings), same refusal (scripts/differential.sh; docs/runner.md). Skipped, saying so,
-# without kwctl. JOBS=N runs N pairs at a time (default 12: kwctl mostly waits).
+# without kwctl. JOBS=N runs N pairs at a time (default 12).
 .PHONY: differential
 differential: policy.wasm metadata.yml $(USAGE) $(RUNNER)
 	scripts/ensure-tools.sh jq

@@ -180,7 +180,7 @@ policy_server_log_since() {
     echo "# kwctl not found: the comparison with kwctl is skipped" >&3
     return 0
   fi
-  run --separate-stderr "$kwctl" run --request-path test_data/pod-create.json \
+  run --separate-stderr "$kwctl" run --sigstore-trust-config test_data/sigstore-offline-trust-config.json --request-path test_data/pod-create.json \
     --settings-json "$(jq -c '.["clusterwide-dittofs-s3-inject"].settings' "$DIR/policies.yml")" \
     --allow-context-aware --replay-host-capabilities-interactions test_data/session-workload-found.yml "$MODULE"
   [ "$status" -eq 0 ] || { echo "kwctl: $stderr"; return 1; }
