@@ -123,7 +123,9 @@ impl Tool {
         if self.program.file_name().is_some_and(|name| name == "kwctl") {
             // kwctl fetches Sigstore's trust root at every start (about 1 s of retries offline);
             // a local module is never verified, so it gets an empty one. The runner fetches none.
-            command.arg("--sigstore-trust-config").arg(OFFLINE_TRUST_CONFIG);
+            command
+                .arg("--sigstore-trust-config")
+                .arg(OFFLINE_TRUST_CONFIG);
         }
         let output = command
             .arg("--request-path")
