@@ -32,19 +32,20 @@ FLOOR=${FLOOR:-target/floor-policy.wasm}
 
 # The budgets, in one place (docs/performance.md shows this block verbatim; checked below).
 # --- budgets ---
-# Starting figures, 2026-12-05 (rustc 1.95.0, wasm-opt 108, wasmtime 48.0.8): own instructions.
-START_INJECT_OWN=650196
-START_REVIEW_OWN=149221
+# Starting figures: own instructions of commit 1bb9da0 (2026-12-05; rustc 1.95.0, wasm-opt 108,
+# wasmtime 48.0.8), against the floor built as the policy is (opt-level "s").
+START_INJECT_OWN=665077
+START_REVIEW_OWN=164973
 # Issue 24's targets: printed PASS/MISS; they fail the run only with TARGETS=enforce (make bench).
 FAST_MAX_RATIO=1.05                      # fast path: policy <= 1.05x the floor
 INJECT_MAX_OWN=$((START_INJECT_OWN / 2)) # inject path: own <= half the starting own
 REVIEW_MAX_OWN=$((START_REVIEW_OWN / 2)) # review path: own <= half the starting own
 SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floor (issue 22)
 # Gates: what this build achieves, plus 1%, so any regression fails make test.
-GATE_FAST_RATIO=1.10
-GATE_INJECT_OWN=656700
-GATE_REVIEW_OWN=150800
-GATE_SECRET_RATIO=1.31
+GATE_FAST_RATIO=1.21
+GATE_INJECT_OWN=672000
+GATE_REVIEW_OWN=166800
+GATE_SECRET_RATIO=1.42
 # --- end of budgets ---
 TARGETS=${TARGETS:-report}
 
