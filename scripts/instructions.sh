@@ -42,10 +42,10 @@ INJECT_MAX_OWN=$((START_INJECT_OWN / 2)) # inject path: own <= half the starting
 REVIEW_MAX_OWN=$((START_REVIEW_OWN / 2)) # review path: own <= half the starting own
 SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floor (issue 22)
 # Gates: what this build achieves, plus 1%, so any regression fails make test.
-GATE_FAST_RATIO=1.21
-GATE_INJECT_OWN=672000
-GATE_REVIEW_OWN=166800
-GATE_SECRET_RATIO=1.42
+GATE_FAST_RATIO=0.61
+GATE_INJECT_OWN=515200
+GATE_REVIEW_OWN=137700
+GATE_SECRET_RATIO=1.30
 # --- end of budgets ---
 TARGETS=${TARGETS:-report}
 

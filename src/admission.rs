@@ -1,11 +1,9 @@
 //! Routes a validation payload to the decision for its kind. Pure but for the `Cluster` it is given.
 
-mod raw;
+mod read;
 
 use kubewarden_policy_sdk::request::{GroupVersionKind, KubernetesAdmissionRequest};
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::cluster::{Cluster, Requester};
 use crate::decision::Decision;
@@ -14,21 +12,13 @@ use crate::dittoserver::review::DittoServerRequest;
 use crate::secret_guard::{self, SecretWrite};
 use crate::settings::{Settings, WorkloadMode};
 use crate::workload::{self, WorkloadKind, WorkloadRequest};
+use read::Read;
 
 const DITTOFS_GROUP: &str = "dittofs.dittofs.com";
 
-/// The `validate` payload: the admission request, its objects, and the policy settings kept raw
-/// so that requests this policy does not concern never pay for parsing them.
-#[derive(Deserialize)]
-struct Payload<'a> {
-    #[serde(borrow)]
-    request: raw::KubernetesAdmissionRequest<'a>,
-    #[serde(default, borrow)]
-    settings: Option<&'a RawValue>,
-}
-
 /// What a request concerns: decided from its kind, its operation and, for Pods and StatefulSets,
 /// the DittoServer that owns the workload.
+#[derive(Clone, Copy)]
 enum Target {
     DittoServer,
     Workload(WorkloadKind),
@@ -54,27 +44,6 @@ fn kind_target(kind: &GroupVersionKind) -> Option<Target> {
         ("apps", "StatefulSet") => Some(Target::Workload(WorkloadKind::StatefulSet)),
         ("", "Secret") => Some(Target::Secret),
         _ => None,
-    }
-}
-
-/// Whether a request still unparsed may concern the policy: a false answer is final (another
-/// kind, an operation the kind's review does not act on, a workload that is not DittoFS's), so
-/// the request is accepted without building its objects.
-fn may_concern(request: &raw::KubernetesAdmissionRequest<'_>) -> bool {
-    if !request.sub_resource.is_empty() {
-        return false;
-    }
-    let Some(target) = kind_target(&request.kind) else {
-        return false;
-    };
-    if !target.acts_on(&request.operation) {
-        return false;
-    }
-    match target {
-        Target::DittoServer | Target::Secret => true,
-        Target::Workload(kind) => request
-            .owner_fields()
-            .is_none_or(|owner| workload::owning_dittoserver(kind, &owner).is_some()),
     }
 }
 
@@ -116,27 +85,20 @@ fn target(request: &KubernetesAdmissionRequest) -> Option<Target> {
 
 /// Decides on a raw `validate` payload. Malformed input is rejected with a message, never an error.
 pub fn decide_payload(payload: &[u8], cluster: &dyn Cluster) -> Decision {
-    let malformed = |error: serde_json::Error| {
-        Decision::reject(format!(
-            "malformed validation request: {}",
-            excerpt(&error.to_string())
-        ))
-    };
-    let payload: Payload = match serde_json::from_slice(payload) {
-        Ok(payload) => payload,
-        Err(error) => return malformed(error),
-    };
-    if !may_concern(&payload.request) {
-        return Decision::accept();
-    }
-    let request = match payload.request.parse_objects() {
-        Ok(request) => request,
-        Err(error) => return malformed(error),
+    let (request, settings) = match read::read(payload) {
+        Ok(Read::Skipped) => return Decision::accept(),
+        Ok(Read::Request(request, settings)) => (request, settings),
+        Err(error) => {
+            return Decision::reject(format!(
+                "malformed validation request: {}",
+                excerpt(&error.to_string())
+            ));
+        }
     };
     if target(&request).is_none() {
         return Decision::accept();
     }
-    let settings = match payload.settings {
+    let settings = match settings {
         None => Settings::default(),
         Some(raw) => match Settings::parse(raw.get().as_bytes()) {
             Ok(settings) => settings,
@@ -381,18 +343,35 @@ mod tests {
         assert!(cluster.lookups.borrow().is_empty());
     }
 
-    /// The glance may only skip what the full parse would not review, and where it can tell
-    /// (`exact`) it skips exactly that.
+    /// The whole payload as the SDK parses it.
+    #[derive(serde::Deserialize)]
+    struct Whole {
+        request: KubernetesAdmissionRequest,
+    }
+
+    /// Whether reading the payload went on past the early stop.
+    fn may_concern(text: &str) -> bool {
+        !matches!(read::read(text.as_bytes()), Ok(Read::Skipped))
+    }
+
+    /// The early stop may only skip what the full parse would not review, and where it can tell
+    /// (`exact`, in the hosts' key order) it skips exactly the workloads that are not DittoFS's (an
+    /// operation no review acts on is left to the full parse). Another order only loses the stop.
     fn glance_agrees(kind: &Value, operation: &str, object_text: &str, exact: bool) {
-        let text = format!(
+        let sorted = format!(
             r#"{{"request": {{"uid": "1", "kind": {kind}, "operation": "{operation}", "object": {object_text}}}}}"#
         );
-        let payload: Payload = serde_json::from_str(&text).expect("payload");
-        let concerns = may_concern(&payload.request);
-        let reviewed = target(&payload.request.parse_objects().expect("objects")).is_some();
-        assert!(concerns || !reviewed, "skipped a reviewed request: {text}");
-        if exact {
-            assert_eq!(concerns, reviewed, "{text}");
+        let object_first = format!(
+            r#"{{"request": {{"object": {object_text}, "operation": "{operation}", "kind": {kind}}}}}"#
+        );
+        for (text, exact) in [(sorted, exact), (object_first, false)] {
+            let concerns = may_concern(&text);
+            let whole: Whole = serde_json::from_str(&text).expect("payload");
+            let reviewed = target(&whole.request).is_some();
+            assert!(concerns || !reviewed, "skipped a reviewed request: {text}");
+            if exact && operation != "DELETE" {
+                assert_eq!(concerns, reviewed, "{text}");
+            }
         }
     }
 
@@ -409,21 +388,20 @@ mod tests {
             r#"{"metadata": {"labels": null}}"#,
             r#"{"metadata": null}"#,
             r#"{}"#,
-            r#"null"#,
             r#"{"metadata": {"ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1",
                 "kind": "DittoServer", "name": "d", "controller": true}]}}"#,
             r#"{"metadata": {"ownerReferences": [{"apiVersion": "dittofs.dittofs.com/v1alpha1",
                 "kind": "DittoServer", "name": "d", "controller": false}]}}"#,
             r#"{"metadata": {"ownerReferences": {"not": "a list"}}}"#,
+            r#"{"metadata": {"labels": {"app": "other", "app": "dittofs-server", "instance": "d"}}}"#,
         ];
-        // Where the glance cannot tell (duplicate keys, metadata that is not an object), it
-        // leaves the decision to the full parse.
+        // Where the glance cannot tell (a repeated field in metadata, metadata or an object that
+        // is not an object), it leaves the decision to the full parse.
         let undecided = [
             r#"{"metadata": "text"}"#,
             r#"[1]"#,
-            r#"{"metadata": {"labels": {"app": "other"}}, "metadata": {"labels": {"app": "dittofs-server", "instance": "d"}}}"#,
+            r#"null"#,
             r#"{"metadata": {"labels": {"app": "dittofs-server", "instance": "d"}, "labels": {}}}"#,
-            r#"{"metadata": {"labels": {"app": "other", "app": "dittofs-server", "instance": "d"}}}"#,
         ];
         for kind in [&pod, &sts, &ditto_kind()] {
             for operation in ["CREATE", "UPDATE", "DELETE"] {
@@ -437,6 +415,37 @@ mod tests {
         }
     }
 
+    /// Once the kind and the object's metadata are read the rest is not: a non-DittoFS Pod costs
+    /// its first few hundred bytes, whatever follows (even what would not parse).
+    #[test]
+    fn the_glance_stops_at_the_metadata() {
+        let head = r#"{"request": {"kind": {"group": "", "version": "v1", "kind": "Pod"}, "object": {"metadata": "#;
+        let tail = r#", "spec": {"containers": [this is not JSON"#;
+        let other = format!(r#"{head}{{"labels": {{"app": "web"}}}}{tail}"#);
+        let dittofs =
+            format!(r#"{head}{{"labels": {{"app": "dittofs-server", "instance": "d"}}}}{tail}"#);
+        assert!(!may_concern(&other));
+        assert!(may_concern(&dittofs));
+        // The full parse then refuses what the glance did not read.
+        assert!(
+            matches!(decide_payload(dittofs.as_bytes(), &FakeCluster::default()).verdict,
+            Verdict::Reject(message) if message.starts_with("malformed validation request"))
+        );
+        // Other kinds are told from the kind alone.
+        let config_map = r#"{"request": {"kind": {"group": "", "version": "v1", "kind": "ConfigMap"}, "object": [this is not JSON"#;
+        assert!(!may_concern(config_map));
+    }
+
+    /// Hosts serialize parsed objects, so a payload never repeats a key; if one did, the first
+    /// occurrence would decide what the glance skips (docs/design.md).
+    #[test]
+    fn the_first_metadata_decides_the_glance() {
+        let text = r#"{"request": {"kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+            "object": {"metadata": {"labels": {"app": "other"}},
+                       "metadata": {"labels": {"app": "dittofs-server", "instance": "d"}}}}}"#;
+        assert!(!may_concern(text));
+    }
+
     /// A reviewed object is refused for nesting exactly where parsing the whole payload at once
     /// refuses it (serde_json's limit counts the payload's and the request's levels too).
     #[test]
@@ -447,11 +456,6 @@ mod tests {
                 r#"{{"request": {{"uid": "1", "kind": {}, "operation": "CREATE", "object": {{"spec": {nested}}}}}}}"#,
                 ditto_kind()
             );
-            #[derive(Deserialize)]
-            struct Whole {
-                #[allow(dead_code)]
-                request: KubernetesAdmissionRequest,
-            }
             let whole_fails = serde_json::from_str::<Whole>(&text).is_err();
             let verdict = decide_payload(text.as_bytes(), &FakeCluster::default()).verdict;
             let refused = matches!(&verdict, Verdict::Reject(message)

@@ -78,15 +78,20 @@ impl WorkloadKind {
 /// The DittoServer a workload belongs to, or `None` for anything that is not DittoFS.
 /// StatefulSets by their controller ownerReference, Pods by the operator's labels.
 pub fn owning_dittoserver(kind: WorkloadKind, object: &Value) -> Option<&str> {
+    owning_dittoserver_by_metadata(kind, object.get("metadata")?)
+}
+
+/// `owning_dittoserver`, from the object's metadata alone.
+pub fn owning_dittoserver_by_metadata(kind: WorkloadKind, metadata: &Value) -> Option<&str> {
     match kind {
         WorkloadKind::Pod => {
-            let labels = object.pointer("/metadata/labels")?;
+            let labels = metadata.get("labels")?;
             let app = labels.get(APP_LABEL.0).and_then(Value::as_str);
             let instance = labels.get(INSTANCE_LABEL).and_then(Value::as_str);
             instance.filter(|name| app == Some(APP_LABEL.1) && !name.is_empty())
         }
-        WorkloadKind::StatefulSet => object
-            .pointer("/metadata/ownerReferences")?
+        WorkloadKind::StatefulSet => metadata
+            .get("ownerReferences")?
             .as_array()?
             .iter()
             .find(|owner| {
