@@ -43,9 +43,9 @@ REVIEW_MAX_OWN=$((START_REVIEW_OWN / 2)) # review path: own <= half the starting
 SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floor (issue 22)
 # Gates: what this build achieves, plus 1%, so any regression fails make test.
 GATE_FAST_RATIO=0.61
-GATE_INJECT_OWN=515200
-GATE_REVIEW_OWN=137700
-GATE_SECRET_RATIO=1.30
+GATE_INJECT_OWN=458500
+GATE_REVIEW_OWN=56700
+GATE_SECRET_RATIO=1.27
 # --- end of budgets ---
 TARGETS=${TARGETS:-report}
 

@@ -11,6 +11,7 @@ use crate::dittoserver;
 use crate::dittoserver::review::DittoServerRequest;
 use crate::secret_guard::{self, SecretWrite};
 use crate::settings::{Settings, WorkloadMode};
+use crate::value::At;
 use crate::workload::{self, WorkloadKind, WorkloadRequest};
 use read::Read;
 
@@ -179,7 +180,7 @@ fn excerpt(text: &str) -> String {
 /// An object being deleted only loses finalizers or is torn down: never block or mutate it.
 fn is_being_deleted(object: &Value) -> bool {
     object
-        .pointer("/metadata/deletionTimestamp")
+        .at(["metadata", "deletionTimestamp"])
         .is_some_and(|timestamp| !timestamp.is_null())
 }
 
@@ -188,7 +189,7 @@ fn request_namespace(request: &KubernetesAdmissionRequest) -> &str {
     if request.namespace.is_empty() {
         request
             .object
-            .pointer("/metadata/namespace")
+            .at(["metadata", "namespace"])
             .and_then(Value::as_str)
             .unwrap_or("")
     } else {

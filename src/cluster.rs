@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::value::At;
 use serde_json::Value;
 
 pub const SECRET_API_VERSION: &str = "v1";
@@ -58,14 +59,14 @@ impl ObjectRef<'_> {
     fn check_answer(&self, answer: &Value) -> Result<(), LookupError> {
         // Hosts always return kind and metadata; only an answer that names another object is
         // refused here (a body without them fails where the body is read).
-        let differs = |field: &str, asked: &str| {
+        let differs = |field: &[&str], asked: &str| {
             answer
-                .pointer(field)
+                .at(field.iter().copied())
                 .is_some_and(|value| value.as_str() != Some(asked))
         };
-        if !differs("/kind", self.kind)
-            && !differs("/metadata/name", self.name)
-            && !differs("/metadata/namespace", self.namespace)
+        if !differs(&["kind"], self.kind)
+            && !differs(&["metadata", "name"], self.name)
+            && !differs(&["metadata", "namespace"], self.namespace)
         {
             Ok(())
         } else {
@@ -123,14 +124,14 @@ impl ListRef<'_> {
         };
         // Items may leave kind and namespace out (the API server does in typed lists); one
         // that names another kind or namespace is not about this list.
-        let differs = |item: &Value, field: &str, asked: &str| {
-            item.pointer(field)
+        let differs = |item: &Value, field: &[&str], asked: &str| {
+            item.at(field.iter().copied())
                 .is_some_and(|value| value.as_str() != Some(asked))
         };
         if items.iter().any(|item| {
             !item.is_object()
-                || differs(item, "/kind", self.kind)
-                || differs(item, "/metadata/namespace", self.namespace)
+                || differs(item, &["kind"], self.kind)
+                || differs(item, &["metadata", "namespace"], self.namespace)
         }) {
             return Err(LookupError::Failed(
                 "the host answered with objects of another kind or namespace".to_owned(),

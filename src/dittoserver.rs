@@ -7,6 +7,7 @@ pub mod review;
 use serde_json::{Map, Value};
 
 use crate::naming;
+use crate::value::At;
 
 pub const DEFAULT_REGION: &str = "eu-west-1";
 
@@ -188,7 +189,7 @@ pub fn parse_s3(object: &Value) -> Result<Option<S3Spec>, Vec<Violation>> {
 /// that field (the Secret guard's list) says about the Secret it consumes.
 pub fn credentials_ref(object: &Value) -> Option<CredentialsRef> {
     let reference = object
-        .pointer("/spec/s3/credentialsSecretRef")?
+        .at(["spec", "s3", "credentialsSecretRef"])?
         .as_object()?;
     let mut check = Checker::default();
     parse_credentials_ref(&mut check, reference).filter(|_| check.violations.is_empty())

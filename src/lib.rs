@@ -34,6 +34,7 @@ pub mod secret_guard;
 pub mod settings;
 #[cfg(test)]
 mod test_support;
+mod value;
 pub mod workload;
 
 use cluster::HostCluster;

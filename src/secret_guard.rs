@@ -13,6 +13,7 @@ use crate::decision::Decision;
 use crate::dittoserver::{self, CredentialsRef};
 use crate::naming;
 use crate::settings::{SecretGuard, Settings};
+use crate::value::At;
 
 /// What the list asks of each DittoServer: its name and the reference; nothing else is read.
 pub const LISTED_FIELDS: [&str; 2] = ["metadata.name", "spec.s3.credentialsSecretRef"];
@@ -83,7 +84,7 @@ pub fn guard(
     };
     let name = match write
         .secret()
-        .pointer("/metadata/name")
+        .at(["metadata", "name"])
         .and_then(Value::as_str)
         .or(request_name)
     {
@@ -186,12 +187,12 @@ fn consumers(servers: &[Value], secret: &str) -> Vec<Consumer> {
         .iter()
         .filter(|server| {
             server
-                .pointer("/metadata/deletionTimestamp")
+                .at(["metadata", "deletionTimestamp"])
                 .is_none_or(Value::is_null)
         })
         .filter_map(|server| {
             let keys = dittoserver::credentials_ref(server)?;
-            let name = server.pointer("/metadata/name")?.as_str()?;
+            let name = server.at(["metadata", "name"])?.as_str()?;
             (keys.secret_name == secret).then(|| Consumer {
                 name: name.to_owned(),
                 keys,

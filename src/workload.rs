@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::cluster::{DITTOSERVER_API_VERSION, DITTOSERVER_KIND};
 use crate::naming;
 use crate::settings::Settings;
+use crate::value::At;
 use ownership::Ownership;
 
 pub use inject::inject;
@@ -60,17 +61,17 @@ impl WorkloadKind {
         }
     }
 
-    fn containers_pointer(self) -> &'static str {
+    fn containers_path(self) -> &'static [&'static str] {
         match self {
-            Self::Pod => "/spec/containers",
-            Self::StatefulSet => "/spec/template/spec/containers",
+            Self::Pod => &["spec", "containers"],
+            Self::StatefulSet => &["spec", "template", "spec", "containers"],
         }
     }
 
-    fn annotations_pointer(self) -> &'static str {
+    fn annotations_path(self) -> &'static [&'static str] {
         match self {
-            Self::Pod => "/metadata/annotations",
-            Self::StatefulSet => "/spec/template/metadata/annotations",
+            Self::Pod => &["metadata", "annotations"],
+            Self::StatefulSet => &["spec", "template", "metadata", "annotations"],
         }
     }
 }
@@ -125,7 +126,9 @@ impl WorkloadRequest<'_> {
     }
 
     fn pod_annotations<'v>(&self, object: &'v Value) -> Option<&'v Map<String, Value>> {
-        object.pointer(self.kind.annotations_pointer())?.as_object()
+        object
+            .at(self.kind.annotations_path().iter().copied())?
+            .as_object()
     }
 
     /// What the policy wrote before: the object's record, else (on UPDATE) the previous

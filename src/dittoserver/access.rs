@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::cluster::{Cluster, ObjectRef, Requester};
 use crate::naming;
 use crate::settings::{SecretAccessCheck, Settings};
+use crate::value::At;
 
 /// Where a DittoServer (operator v0.4.1–v0.12.0) names a Secret of its namespace, in the order
 /// the author's access to them is asked about.
@@ -50,9 +51,9 @@ pub struct NamedSecret<'v> {
 /// not one. The CRD defaults these names to "", which names nothing (spec.s3's own rules refuse
 /// an empty secretName when spec.s3 is written).
 fn references(object: &Value) -> impl Iterator<Item = Result<NamedSecret<'_>, String>> {
-    SECRET_REFERENCES.into_iter().filter_map(move |field| {
-        let pointer = format!("/{}", field.replace('.', "/"));
-        match object.pointer(&pointer)? {
+    SECRET_REFERENCES
+        .into_iter()
+        .filter_map(move |field| match object.at(field.split('.'))? {
             Value::Null => None,
             Value::String(name) if name.is_empty() => None,
             Value::String(name) => Some(
@@ -61,8 +62,7 @@ fn references(object: &Value) -> impl Iterator<Item = Result<NamedSecret<'_>, St
                     .map_err(|rule| format!("{field}: {rule}")),
             ),
             _ => Some(Err(format!("{field}: must be a string"))),
-        }
-    })
+        })
 }
 
 /// Adds `secret` unless a Secret of that name is there already.

@@ -1,6 +1,7 @@
 //! Which DittoFS versions read the AWS_* variables: operator v0.13.0 removed `spec.s3`, and
 //! DittoFS from 0.13.0 on takes S3 credentials per store and ignores the process environment.
 
+use crate::value::At;
 use serde_json::Value;
 
 /// The first DittoFS release that ignores `AWS_*` variables.
@@ -23,8 +24,8 @@ fn tagged_version(image: &str) -> Option<semver::Version> {
 /// A warning when a DittoServer with `spec.s3` runs a DittoFS image that ignores what the
 /// policy injects.
 pub fn ignored_env_warning(object: &Value) -> Option<String> {
-    object.pointer("/spec/s3")?;
-    let image = object.pointer("/spec/image")?.as_str()?;
+    object.at(["spec", "s3"])?;
+    let image = object.at(["spec", "image"])?.as_str()?;
     let version = tagged_version(image)?;
     (version >= IGNORES_AWS_ENV_FROM).then(|| {
         format!(

@@ -8,6 +8,7 @@ use crate::credentials::{SecretData, consumed_fields, credential_problems};
 use crate::decision::Decision;
 use crate::naming;
 use crate::settings::{SecretAccessCheck, SecretCheck, Settings};
+use crate::value::At;
 
 /// One problem with the referenced Secret; `hard` ones reject whatever `secretCheck` says.
 struct SecretFinding {
@@ -44,7 +45,7 @@ fn judge(request: &DittoServerRequest<'_>, settings: &Settings, cluster: &dyn Cl
     } = *request;
     let name = naming::describe("DittoServer", object);
     let s3_unchanged =
-        previous.is_some_and(|previous| previous.pointer("/spec/s3") == object.pointer("/spec/s3"));
+        previous.is_some_and(|previous| previous.at(["spec", "s3"]) == object.at(["spec", "s3"]));
     // Finalizers, labels and the like must stay editable when a rule or the Secret changed
     // after the spec was admitted: an unchanged spec.s3 is not judged again.
     let spec = if s3_unchanged {

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::dittoserver::CredentialsRef;
+use crate::value::At;
 
 pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
@@ -38,7 +39,7 @@ pub fn same_definition(a: &Value, b: &Value) -> bool {
 fn without_default_optional(entry: &Value) -> Value {
     let mut entry = entry.clone();
     if let Some(reference) = entry
-        .pointer_mut("/valueFrom/secretKeyRef")
+        .at_mut(["valueFrom", "secretKeyRef"])
         .and_then(Value::as_object_mut)
         && reference.get("optional") == Some(&Value::Bool(false))
     {

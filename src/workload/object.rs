@@ -5,11 +5,12 @@ use serde_json::{Map, Value};
 
 use super::WorkloadKind;
 use crate::decision::Decision;
+use crate::value::At;
 
 /// The named container of a workload, read-only.
 pub fn find_container<'v>(object: &'v Value, kind: WorkloadKind, name: &str) -> Option<&'v Value> {
     object
-        .pointer(kind.containers_pointer())?
+        .at(kind.containers_path().iter().copied())?
         .as_array()?
         .iter()
         .find(|container| container.get("name").and_then(Value::as_str) == Some(name))
@@ -18,7 +19,7 @@ pub fn find_container<'v>(object: &'v Value, kind: WorkloadKind, name: &str) -> 
 /// A pod annotation of a workload, read-only.
 pub fn pod_annotation<'v>(object: &'v Value, kind: WorkloadKind, key: &str) -> Option<&'v str> {
     object
-        .pointer(kind.annotations_pointer())?
+        .at(kind.annotations_path().iter().copied())?
         .get(key)?
         .as_str()
 }
@@ -112,7 +113,7 @@ pub(super) fn set_annotation(
 /// Removes a pod annotation when present; whether it was.
 pub(super) fn remove_annotation(object: &mut Value, kind: WorkloadKind, key: &str) -> bool {
     object
-        .pointer_mut(kind.annotations_pointer())
+        .at_mut(kind.annotations_path().iter().copied())
         .and_then(Value::as_object_mut)
         .is_some_and(|annotations| annotations.remove(key).is_some())
 }

@@ -11,6 +11,7 @@ use crate::cluster::{Cluster, ObjectRef};
 use crate::credentials::{SecretData, endpoint_finding};
 use crate::decision::Decision;
 use crate::settings::Settings;
+use crate::value::At;
 
 /// What a failed lookup leaves unknown.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -221,7 +222,7 @@ fn kept_endpoint_refusal(
         .as_array()?
         .iter()
         .find(|entry| env::entry_name(entry) == Some(env::ENDPOINT_URL))?
-        .pointer("/valueFrom/secretKeyRef")?;
+        .at(["valueFrom", "secretKeyRef"])?;
     let name = reference.get("name")?.as_str()?;
     let key = reference.get("key")?.as_str()?;
     let secret_ref = ObjectRef::secret(request.namespace, name);

@@ -26,6 +26,7 @@ use serde_json::Value;
 use super::{WorkloadKind, WorkloadRequest, env, find_container};
 use crate::decision::{Decision, Verdict};
 use crate::settings::{OnCredentialRoute, Settings};
+use crate::value::At;
 
 /// Variables that move the S3 endpoint or the trusted roots, with what each does.
 pub const ROUTE_VARIABLES: [(&str, &str); 10] = [
@@ -165,7 +166,7 @@ pub fn credential_routes(container: &Value) -> Vec<Route> {
         }
         if name == env::ENDPOINT_URL
             && !entry
-                .pointer("/valueFrom/secretKeyRef")
+                .at(["valueFrom", "secretKeyRef"])
                 .is_some_and(Value::is_object)
         {
             routes.push(Route {
@@ -296,11 +297,11 @@ pub fn pod_routes(pod_spec: &Value) -> Vec<Route> {
     if pod_spec.get("dnsPolicy").and_then(Value::as_str) == Some("None") {
         resolvers.push("dnsPolicy None");
     }
-    if listed(pod_spec.pointer("/dnsConfig/nameservers")) {
+    if listed(pod_spec.at(["dnsConfig", "nameservers"])) {
         resolvers.push("dnsConfig.nameservers");
     }
     // A search domain is tried before the endpoint's own name (with enough ndots).
-    if listed(pod_spec.pointer("/dnsConfig/searches")) {
+    if listed(pod_spec.at(["dnsConfig", "searches"])) {
         resolvers.push("dnsConfig.searches");
     }
     if !resolvers.is_empty() {

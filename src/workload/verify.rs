@@ -10,6 +10,7 @@ use super::{WorkloadKind, WorkloadRequest, env, owning_dittoserver};
 use crate::cluster::{Cluster, ObjectRef};
 use crate::decision::Decision;
 use crate::settings::Settings;
+use crate::value::At;
 
 /// Decides on a Pod or StatefulSet in `verify` mode: never mutates; rejects a DittoFS workload
 /// whose env or hash differs from what injection would produce now, or whose Secret names an
@@ -152,7 +153,7 @@ fn roll(request: &WorkloadRequest<'_>, owner_name: &str, stale: &[String]) -> De
     let statefulset = match request.kind {
         WorkloadKind::StatefulSet => request
             .object
-            .pointer("/metadata/name")
+            .at(["metadata", "name"])
             .and_then(Value::as_str)
             .unwrap_or(owner_name),
         // The operator names the StatefulSet after its DittoServer.
