@@ -358,7 +358,7 @@ mod tests {
     /// The early stop may only skip what the full parse would not review, and where it can tell
     /// (`exact`, in the hosts' key order) it skips exactly the workloads that are not DittoFS's (an
     /// operation no review acts on is left to the full parse). Another order only loses the stop.
-    fn glance_agrees(kind: &Value, operation: &str, object_text: &str, exact: bool) {
+    fn early_stop_agrees(kind: &Value, operation: &str, object_text: &str, exact: bool) {
         let sorted = format!(
             r#"{{"request": {{"uid": "1", "kind": {kind}, "operation": "{operation}", "object": {object_text}}}}}"#
         );
@@ -377,7 +377,7 @@ mod tests {
     }
 
     #[test]
-    fn the_glance_skips_only_what_is_not_reviewed() {
+    fn the_early_stop_skips_only_what_is_not_reviewed() {
         let pod = json!({"group": "", "version": "v1", "kind": "Pod"});
         let sts = json!({"group": "apps", "version": "v1", "kind": "StatefulSet"});
         let well_formed = [
@@ -396,7 +396,7 @@ mod tests {
             r#"{"metadata": {"ownerReferences": {"not": "a list"}}}"#,
             r#"{"metadata": {"labels": {"app": "other", "app": "dittofs-server", "instance": "d"}}}"#,
         ];
-        // Where the glance cannot tell (a repeated field in metadata, metadata or an object that
+        // Where the early stop cannot tell (a repeated field in metadata, metadata or an object that
         // is not an object), it leaves the decision to the full parse.
         let undecided = [
             r#"{"metadata": "text"}"#,
@@ -407,10 +407,10 @@ mod tests {
         for kind in [&pod, &sts, &ditto_kind()] {
             for operation in ["CREATE", "UPDATE", "DELETE"] {
                 for object in well_formed {
-                    glance_agrees(kind, operation, object, true);
+                    early_stop_agrees(kind, operation, object, true);
                 }
                 for object in undecided {
-                    glance_agrees(kind, operation, object, false);
+                    early_stop_agrees(kind, operation, object, false);
                 }
             }
         }
@@ -419,7 +419,7 @@ mod tests {
     /// Once the kind and the object's metadata are read the rest is not: a non-DittoFS Pod costs
     /// its first few hundred bytes, whatever follows (even what would not parse).
     #[test]
-    fn the_glance_stops_at_the_metadata() {
+    fn reading_stops_at_a_non_dittofs_workloads_metadata() {
         let head = r#"{"request": {"kind": {"group": "", "version": "v1", "kind": "Pod"}, "object": {"metadata": "#;
         let tail = r#", "spec": {"containers": [this is not JSON"#;
         let other = format!(r#"{head}{{"labels": {{"app": "web"}}}}{tail}"#);
@@ -427,7 +427,7 @@ mod tests {
             format!(r#"{head}{{"labels": {{"app": "dittofs-server", "instance": "d"}}}}{tail}"#);
         assert!(!may_concern(&other));
         assert!(may_concern(&dittofs));
-        // The full parse then refuses what the glance did not read.
+        // Read whole, a DittoFS Pod's malformed rest is refused.
         assert!(
             matches!(decide_payload(dittofs.as_bytes(), &FakeCluster::default()).verdict,
             Verdict::Reject(message) if message.starts_with("malformed validation request"))
@@ -438,9 +438,9 @@ mod tests {
     }
 
     /// Hosts serialize parsed objects, so a payload never repeats a key; if one did, the first
-    /// occurrence would decide what the glance skips (docs/design.md).
+    /// `metadata` would decide what the early stop skips (src/admission/read.rs).
     #[test]
-    fn the_first_metadata_decides_the_glance() {
+    fn the_first_metadata_decides_the_early_stop() {
         let text = r#"{"request": {"kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
             "object": {"metadata": {"labels": {"app": "other"}},
                        "metadata": {"labels": {"app": "dittofs-server", "instance": "d"}}}}}"#;

@@ -120,7 +120,7 @@ fn hash_of(data: &Value) -> String {
 }
 
 proptest! {
-    /// Requests the glance skips are accepted untouched by the full review too, DittoFS's or not.
+    /// Requests the early stop skips are accepted untouched by the full review too, DittoFS's or not.
     #[test]
     fn skipping_unparsed_requests_changes_no_decision(
         (kind, object) in workload(),

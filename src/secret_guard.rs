@@ -92,7 +92,6 @@ pub fn guard(
         // A generateName'd Secret is new: no DittoServer can name it yet.
         _ => return Decision::accept(),
     };
-    let what = format!("Secret \"{name}\"");
     let fields = LISTED_FIELDS.map(str::to_owned);
     // A name that is not an object name is named by no DittoServer (their references are
     // checked to be names).
@@ -104,7 +103,7 @@ pub fn guard(
         // Never block Secret writes on a lookup: the pod-time checks still stand.
         Err(error) => {
             return Decision::accept().with_warnings(vec![format!(
-                "{what} was not checked against the DittoServers that may use it: listing them: {error}"
+                "Secret \"{name}\" was not checked against the DittoServers that may use it: listing them: {error}"
             )]);
         }
     };
@@ -112,6 +111,7 @@ pub fn guard(
     if consumers.is_empty() {
         return Decision::accept();
     }
+    let what = format!("Secret \"{name}\"");
     let breaks = match write {
         SecretWrite::Delete(stored, _) => return deletion(&what, &consumers, stored, settings),
         SecretWrite::Create(object) => breaks(&consumers, object, None, settings),

@@ -1,14 +1,17 @@
 //! Reading a `validate` payload in one pass that stops as soon as the request cannot concern the
-//! policy. Most requests a cluster sends this policy are other Pods and StatefulSets; hosts write
-//! a request's `kind` before its `object` and an object's `metadata` before its `spec` (they
-//! serialize with sorted keys), so those are told apart from their first few hundred bytes, and a
-//! request that does concern the policy is parsed once. (serde_json skips JSON at about the cost
-//! of building it, so a separate first look would cost a reviewed request a second pass.)
+//! policy. Most requests a cluster sends this policy are other Pods and StatefulSets. Hosts write
+//! a request's `kind` before its `object` (the field order of their request type) and an object's
+//! `metadata` before its `spec` (object keys sorted), so those are told apart from their first few
+//! hundred bytes, and a request that does concern the policy is parsed once. (serde_json skips JSON
+//! at about the cost of building it, so a separate first look would cost a reviewed request a
+//! second pass.)
 //!
 //! serde's derive passes nothing from one field to the next, so the `kind` read leaves its review
-//! in a thread-local for the `object` after it. What decides is the first `kind` and the first
-//! `metadata`: hosts serialize parsed objects, so a payload never repeats a key. Another key order
-//! only costs the early stop.
+//! in a thread-local for the `object` after it. Another key order only costs the early stop.
+//! What the early stop changes, all of it about payloads hosts never send (they serialize parsed
+//! values): a repeated `metadata` is decided by the first; what follows the stop (a repeated or
+//! mistyped field, trailing text) is not read, so not refused; an object key serde_json reserves
+//! (`$serde_json::private::RawValue`) is read as an ordinary key.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -69,8 +72,9 @@ struct Payload<'a> {
 }
 
 /// The SDK's `KubernetesAdmissionRequest`, field for field and attribute for attribute, so that
-/// the same payloads parse or fail with the same error texts, but for the early stop: its `kind`
-/// records its review, its `object` stops at a workload's `metadata` when that is not DittoFS's.
+/// what is read parses or fails with the same error texts (but for the exceptions above): its
+/// `kind` records its review, its `object` stops at a workload's `metadata` when that is not
+/// DittoFS's.
 #[derive(Deserialize, Default)]
 #[serde(default, rename = "KubernetesAdmissionRequest")]
 struct Request {
