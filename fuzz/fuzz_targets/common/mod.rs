@@ -84,7 +84,10 @@ impl ScriptedCluster {
     /// value the fuzzer put there is not a leak when it comes back.
     fn public_text(&self) -> String {
         let secret_error = self.secret.as_ref().err();
-        format!("{:?} {:?} {secret_error:?}", self.ditto_server, self.ditto_servers)
+        format!(
+            "{:?} {:?} {secret_error:?}",
+            self.ditto_server, self.ditto_servers
+        )
     }
 }
 
@@ -92,7 +95,11 @@ impl ScriptedCluster {
 /// supplied: a value the request or the cluster's other answers contain may be quoted back.
 pub fn assert_no_secret_values(decision: &Decision, input: &[u8], cluster: &ScriptedCluster) {
     let text = format!("{decision:?}");
-    let public = format!("{} {}", String::from_utf8_lossy(input), cluster.public_text());
+    let public = format!(
+        "{} {}",
+        String::from_utf8_lossy(input),
+        cluster.public_text()
+    );
     for value in [
         FAKE_KEY.to_owned(),
         FAKE_SECRET.to_owned(),
