@@ -45,7 +45,7 @@ SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floo
 GATE_FAST_RATIO=0.61
 GATE_INJECT_OWN=458500
 GATE_REVIEW_OWN=56700
-GATE_SECRET_RATIO=1.27
+GATE_SECRET_RATIO=1.25
 # --- end of budgets ---
 TARGETS=${TARGETS:-report}
 
