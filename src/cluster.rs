@@ -61,7 +61,7 @@ impl ObjectRef<'_> {
         // refused here (a body without them fails where the body is read).
         let differs = |field: &[&str], asked: &str| {
             answer
-                .at(field.iter().copied())
+                .at(field)
                 .is_some_and(|value| value.as_str() != Some(asked))
         };
         if !differs(&["kind"], self.kind)
@@ -125,7 +125,7 @@ impl ListRef<'_> {
         // Items may leave kind and namespace out (the API server does in typed lists); one
         // that names another kind or namespace is not about this list.
         let differs = |item: &Value, field: &[&str], asked: &str| {
-            item.at(field.iter().copied())
+            item.at(field)
                 .is_some_and(|value| value.as_str() != Some(asked))
         };
         if items.iter().any(|item| {

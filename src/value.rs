@@ -6,20 +6,21 @@ use serde_json::Value;
 
 pub trait At {
     /// The value at `path`, each step a key of an object (never an array index).
-    fn at<'k>(&self, path: impl IntoIterator<Item = &'k str>) -> Option<&Value>;
+    fn at(&self, path: impl IntoIterator<Item = impl AsRef<str>>) -> Option<&Value>;
 
     /// `at`, mutably.
-    fn at_mut<'k>(&mut self, path: impl IntoIterator<Item = &'k str>) -> Option<&mut Value>;
+    fn at_mut(&mut self, path: impl IntoIterator<Item = impl AsRef<str>>) -> Option<&mut Value>;
 }
 
 impl At for Value {
-    fn at<'k>(&self, path: impl IntoIterator<Item = &'k str>) -> Option<&Value> {
-        path.into_iter().try_fold(self, |value, key| value.get(key))
+    fn at(&self, path: impl IntoIterator<Item = impl AsRef<str>>) -> Option<&Value> {
+        path.into_iter()
+            .try_fold(self, |value, key| value.get(key.as_ref()))
     }
 
-    fn at_mut<'k>(&mut self, path: impl IntoIterator<Item = &'k str>) -> Option<&mut Value> {
+    fn at_mut(&mut self, path: impl IntoIterator<Item = impl AsRef<str>>) -> Option<&mut Value> {
         path.into_iter()
-            .try_fold(self, |value, key| value.get_mut(key))
+            .try_fold(self, |value, key| value.get_mut(key.as_ref()))
     }
 }
 
@@ -35,7 +36,7 @@ mod tests {
         assert_eq!(value.at(["a", "b", "0"]), None);
         assert_eq!(value.at(["a", "x"]), None);
         assert_eq!(value.at(["d~1e"]), Some(&json!(3)));
-        assert_eq!(value.at([]), Some(&value.clone()));
+        assert_eq!(value.at([""; 0]), Some(&value.clone()));
         if let Some(b) = value.at_mut(["a", "b"]) {
             *b = json!(null);
         }

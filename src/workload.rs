@@ -60,20 +60,6 @@ impl WorkloadKind {
             Self::StatefulSet => &["spec", "template", "metadata"],
         }
     }
-
-    fn containers_path(self) -> &'static [&'static str] {
-        match self {
-            Self::Pod => &["spec", "containers"],
-            Self::StatefulSet => &["spec", "template", "spec", "containers"],
-        }
-    }
-
-    fn annotations_path(self) -> &'static [&'static str] {
-        match self {
-            Self::Pod => &["metadata", "annotations"],
-            Self::StatefulSet => &["spec", "template", "metadata", "annotations"],
-        }
-    }
 }
 
 /// The DittoServer a workload belongs to, or `None` for anything that is not DittoFS.
@@ -127,7 +113,8 @@ impl WorkloadRequest<'_> {
 
     fn pod_annotations<'v>(&self, object: &'v Value) -> Option<&'v Map<String, Value>> {
         object
-            .at(self.kind.annotations_path().iter().copied())?
+            .at(self.kind.pod_metadata_path())?
+            .get("annotations")?
             .as_object()
     }
 

@@ -10,7 +10,8 @@ use crate::value::At;
 /// The named container of a workload, read-only.
 pub fn find_container<'v>(object: &'v Value, kind: WorkloadKind, name: &str) -> Option<&'v Value> {
     object
-        .at(kind.containers_path().iter().copied())?
+        .at(kind.pod_spec_path())?
+        .get("containers")?
         .as_array()?
         .iter()
         .find(|container| container.get("name").and_then(Value::as_str) == Some(name))
@@ -19,7 +20,8 @@ pub fn find_container<'v>(object: &'v Value, kind: WorkloadKind, name: &str) -> 
 /// A pod annotation of a workload, read-only.
 pub fn pod_annotation<'v>(object: &'v Value, kind: WorkloadKind, key: &str) -> Option<&'v str> {
     object
-        .at(kind.annotations_path().iter().copied())?
+        .at(kind.pod_metadata_path())?
+        .get("annotations")?
         .get(key)?
         .as_str()
 }
@@ -113,7 +115,8 @@ pub(super) fn set_annotation(
 /// Removes a pod annotation when present; whether it was.
 pub(super) fn remove_annotation(object: &mut Value, kind: WorkloadKind, key: &str) -> bool {
     object
-        .at_mut(kind.annotations_path().iter().copied())
+        .at_mut(kind.pod_metadata_path())
+        .and_then(|metadata| metadata.get_mut("annotations"))
         .and_then(Value::as_object_mut)
         .is_some_and(|annotations| annotations.remove(key).is_some())
 }
