@@ -9,7 +9,8 @@
 # a target); the budgets are here only (docs/performance.md shows them, checked below).
 #
 #   RUNNER=target/tool/policy-runner scripts/instructions.sh
-#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), TARGETS (report or enforce)
+#   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), TARGETS (report or enforce),
+#   TOOLCHAIN (the compiler that built both, as scripts/build-wasm.sh records it)
 #
 # The floors' counts include parsing their settings (the host calls to make and, for the
 # mutating floor, its answer as a JSON string), which the policy (settings {}) does not pay:
@@ -29,6 +30,7 @@ cd "$(dirname "$0")/.."
 RUNNER=${RUNNER:-target/tool/policy-runner}
 POLICY=${POLICY:-policy.wasm}
 FLOOR=${FLOOR:-target/floor-policy.wasm}
+TOOLCHAIN=${TOOLCHAIN:-$(cat target/wasm/toolchain 2>/dev/null || echo unknown)}
 
 # The budgets, in one place (docs/performance.md shows this block verbatim; checked below).
 # --- budgets ---
@@ -41,11 +43,16 @@ FAST_MAX_RATIO=1.05                      # fast path: policy <= 1.05x the floor
 INJECT_MAX_OWN=$((START_INJECT_OWN / 2)) # inject path: own <= half the starting own
 REVIEW_MAX_OWN=$((START_REVIEW_OWN / 2)) # review path: own <= half the starting own
 SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floor (issue 22)
-# Gates: what this build achieves, plus 1%, so any regression fails make test.
-GATE_FAST_RATIO=0.61
-GATE_INJECT_OWN=458500
-GATE_REVIEW_OWN=56700
-GATE_SECRET_RATIO=1.25
+# Gates: what this build achieves, plus 1%, so any regression fails make test. A count is exact
+# for one compiler, so the gates are per toolchain (target/wasm/toolchain, written by
+# scripts/build-wasm.sh); with any other, the figures are printed and no gate is checked.
+case $TOOLCHAIN in
+  "rustc 1.95.0 (59807616e 2026-04-14), rustup")
+    GATE_FAST_RATIO=0.60 GATE_INJECT_OWN=305300 GATE_REVIEW_OWN=29600 GATE_SECRET_RATIO=1.21 ;;
+  "rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball), debian")
+    GATE_FAST_RATIO=0.60 GATE_INJECT_OWN=317200 GATE_REVIEW_OWN=33400 GATE_SECRET_RATIO=1.22 ;;
+  *) GATED=no ;;
+esac
 # --- end of budgets ---
 TARGETS=${TARGETS:-report}
 
@@ -110,7 +117,7 @@ for file in "$dir"/*.count; do
 done
 
 wasmtime=$(awk '/^name = "wasmtime"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
-echo "instructions per decision (wasmtime $wasmtime fuel); policy.wasm built by $(rustc --version 2>/dev/null || echo 'rustc ?')," \
+echo "instructions per decision (wasmtime $wasmtime fuel); modules built by $TOOLCHAIN," \
   "$(wasm-opt --version 2>/dev/null || echo 'no wasm-opt')"
 printf '\n%-58s %10s %10s %10s %7s\n' scenario policy floor own ratio
 row() { # TEXT POLICY FLOOR
@@ -129,6 +136,9 @@ failed=0
 verdict() {
   if jq -e -n "$2" >/dev/null; then
     echo "PASS  $1"
+  elif [[ ${GATED:-} == no ]]; then
+    echo "MISS  $1 (issue 24's target; no make-test gate for this toolchain)"
+    [[ $TARGETS == enforce ]] && failed=1
   elif jq -e -n "$3" >/dev/null; then
     echo "MISS  $1 (issue 24's target; within the make-test gate $4)"
     [[ $TARGETS == enforce ]] && failed=1
