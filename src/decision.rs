@@ -3,6 +3,8 @@
 use kubewarden_policy_sdk::response::ValidationResponse;
 use serde_json::Value;
 
+use crate::edits::Edits;
+
 /// Kubernetes may truncate admission warnings longer than this many characters; warnings put
 /// their consequence first, so a cut loses detail, never the point.
 pub const WARNING_LIMIT: usize = 256;
@@ -20,22 +22,24 @@ pub fn truncate(text: &str, limit: usize) -> String {
     format!("{}{ellipsis}", text.get(..cut).unwrap_or_default())
 }
 
+/// `M` is what a mutation holds: the whole object the protocol answers with, or (while the
+/// request's object is still being read) the edits that make it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Verdict<M = Value> {
     Accept,
     Reject(String),
-    /// Accept with this whole object instead of the requested one.
-    Mutate(Value),
+    /// Accept with this object instead of the requested one.
+    Mutate(M),
 }
 
 /// A verdict plus warnings for the requesting client; no Secret value may appear in either.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    pub verdict: Verdict,
+pub struct Decision<M = Value> {
+    pub verdict: Verdict<M>,
     pub warnings: Vec<String>,
 }
 
-impl Decision {
+impl<M> Decision<M> {
     pub fn accept() -> Self {
         Self {
             verdict: Verdict::Accept,
@@ -50,9 +54,9 @@ impl Decision {
         }
     }
 
-    pub fn mutate(object: Value) -> Self {
+    pub fn mutate(mutation: M) -> Self {
         Self {
-            verdict: Verdict::Mutate(object),
+            verdict: Verdict::Mutate(mutation),
             warnings: Vec::new(),
         }
     }
@@ -66,7 +70,29 @@ impl Decision {
         );
         self
     }
+}
 
+impl Decision<Edits> {
+    /// The decision with its edits applied to the request's object, which becomes the answer.
+    pub fn applied_to(self, mut object: Value) -> Decision {
+        let verdict = match self.verdict {
+            Verdict::Accept => Verdict::Accept,
+            Verdict::Reject(message) => Verdict::Reject(message),
+            Verdict::Mutate(edits) => match edits.apply(&mut object) {
+                Ok(()) => Verdict::Mutate(object),
+                Err(field) => Verdict::Reject(format!(
+                    "cannot write the policy's changes: {field} is malformed"
+                )),
+            },
+        };
+        Decision {
+            verdict,
+            warnings: self.warnings,
+        }
+    }
+}
+
+impl Decision {
     pub fn into_response(self) -> ValidationResponse {
         let warnings = (!self.warnings.is_empty()).then_some(self.warnings);
         let (accepted, message, mutated_object) = match self.verdict {
@@ -88,6 +114,8 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edits::Step;
+    use serde_json::json;
 
     #[test]
     fn truncation_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
@@ -99,8 +127,35 @@ mod tests {
     }
 
     #[test]
+    fn edits_become_the_whole_object_or_a_rejection_naming_the_field() {
+        let object = json!({"metadata": {"name": "p"}});
+        let mut edits = Edits::default();
+        let annotation = ["metadata", "annotations", "a"].map(Step::from).to_vec();
+        edits
+            .set(&object, annotation, json!("1"))
+            .expect("writable");
+        let decision = Decision::mutate(edits).with_warnings(vec!["w".into()]);
+        assert_eq!(
+            decision.clone().applied_to(object),
+            Decision {
+                verdict: Verdict::Mutate(
+                    json!({"metadata": {"name": "p", "annotations": {"a": "1"}}})
+                ),
+                warnings: vec!["w".into()],
+            }
+        );
+        assert_eq!(
+            decision.applied_to(json!({"metadata": []})).verdict,
+            Verdict::Reject("cannot write the policy's changes: metadata is malformed".into())
+        );
+        let accepted: Decision<Edits> = Decision::accept();
+        assert_eq!(accepted.applied_to(json!({})), Decision::accept());
+    }
+
+    #[test]
     fn every_warning_fits_the_kubernetes_limit() {
-        let decision = Decision::accept().with_warnings(vec!["w".repeat(1000), "ok".into()]);
+        let decision: Decision =
+            Decision::accept().with_warnings(vec!["w".repeat(1000), "ok".into()]);
         assert!(decision.warnings.iter().all(|w| w.len() <= WARNING_LIMIT));
         assert_eq!(decision.warnings.get(1).map(String::as_str), Some("ok"));
     }

@@ -9,6 +9,7 @@ use crate::cluster::{Cluster, ObjectRef};
 use crate::credentials::{ConsumedCredentials, SecretData};
 use crate::decision::{Decision, Verdict};
 use crate::dittoserver::SecretKeys;
+use crate::edits::Edits;
 use crate::settings::Settings;
 use crate::test_support::{b64, settings};
 use crate::workload::{WorkloadKind, WorkloadRequest, inject, verify};
@@ -82,7 +83,7 @@ fn good_data() -> Value {
 }
 
 fn run(
-    decide: fn(&WorkloadRequest<'_>, &Settings, &dyn Cluster) -> Decision,
+    decide: fn(&WorkloadRequest<'_>, &Settings, &dyn Cluster) -> Decision<Edits>,
     kind: WorkloadKind,
     object: &Value,
     settings: &Settings,
@@ -90,9 +91,9 @@ fn run(
     run_in(decide, kind, object, settings, &cluster(good_data()))
 }
 
-/// A CREATE of `object` decided against `cluster`.
+/// A CREATE of `object` decided against `cluster`, its edits applied to a copy of `object`.
 fn run_in(
-    decide: fn(&WorkloadRequest<'_>, &Settings, &dyn Cluster) -> Decision,
+    decide: fn(&WorkloadRequest<'_>, &Settings, &dyn Cluster) -> Decision<Edits>,
     kind: WorkloadKind,
     object: &Value,
     settings: &Settings,
@@ -105,7 +106,7 @@ fn run_in(
         object,
         old_object: &Value::Null,
     };
-    decide(&request, settings, cluster)
+    decide(&request, settings, cluster).applied_to(object.clone())
 }
 
 fn hash_with(keys: &SecretKeys, data: Value) -> String {
@@ -147,7 +148,7 @@ proptest! {
         let cluster = cluster(good_data());
         let whole: kubewarden_policy_sdk::request::KubernetesAdmissionRequest =
             serde_json::from_value(request).expect("request");
-        let full = crate::admission::decide(&whole, &Settings::default(), &cluster);
+        let full = crate::admission::decide(whole, &Settings::default(), &cluster);
         prop_assert_eq!(crate::admission::decide_payload(&payload, &cluster), full);
     }
 
@@ -399,7 +400,8 @@ mod lifecycle {
             object,
             old_object: old,
         };
-        let decision = inject(&request, &Settings::default(), &world.cluster());
+        let decision =
+            inject(&request, &Settings::default(), &world.cluster()).applied_to(object.clone());
         match decision.verdict {
             Verdict::Mutate(output) => Ok(output),
             Verdict::Accept => Ok(object.clone()),

@@ -1,6 +1,6 @@
 //! The credentials env of the DittoFS container: what it should be, and merging it into raw JSON.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::dittoserver::CredentialsRef;
 use crate::value::At;
@@ -105,18 +105,18 @@ pub fn compare(
 
 /// Brings `env` to the desired entries: replaces differing definitions in place (every
 /// occurrence, so duplicates stay consistent), then appends the missing ones in order.
-pub fn merge(env: &mut Vec<Value>, desired: &[Value]) {
+pub fn merge(env: &mut Vec<Value>, desired: Vec<Value>) {
     for wanted in desired {
-        let name = entry_name(wanted);
+        let name = entry_name(&wanted);
         let mut found = false;
         for entry in env.iter_mut().filter(|entry| entry_name(entry) == name) {
             found = true;
-            if !same_definition(entry, wanted) {
-                *entry = wanted.clone();
+            if !same_definition(entry, &wanted) {
+                entry.clone_from(&wanted);
             }
         }
         if !found {
-            env.push(wanted.clone());
+            env.push(wanted);
         }
     }
 }
@@ -176,14 +176,14 @@ pub fn restore(env: &mut Vec<Value>, previous: &[Value]) {
     }
 }
 
-/// A container's `env`, created when absent or `null`; `None` when it is not a list.
-/// Only call it when entries will be added, so no empty `env` appears in a patch.
-pub fn env_of(container: &mut Map<String, Value>) -> Option<&mut Vec<Value>> {
-    let slot = container.entry("env").or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Array(Vec::new());
+/// A copy of the container's env, to edit: empty when it has none (or null); `None` when it is
+/// not a list.
+pub fn env_of(container: &Value) -> Option<Vec<Value>> {
+    match container.get("env") {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Array(env)) => Some(env.clone()),
+        Some(_) => None,
     }
-    slot.as_array_mut()
 }
 
 #[cfg(test)]
@@ -215,7 +215,7 @@ mod tests {
     fn merge_appends_in_order_after_existing_env_and_is_idempotent() {
         let wanted = desired(&credentials(), "eu-west-1");
         let mut env = vec![json!({"name": "LOG_LEVEL", "value": "debug"})];
-        merge(&mut env, &wanted);
+        merge(&mut env, wanted.clone());
         let names: Vec<&str> = env.iter().filter_map(entry_name).collect();
         assert_eq!(
             names,
@@ -228,7 +228,7 @@ mod tests {
             ]
         );
         let before = env.clone();
-        merge(&mut env, &wanted);
+        merge(&mut env, wanted.clone());
         assert_eq!(env, before);
         assert!(compare(&env, &wanted, &|_| false).is_satisfied());
     }
@@ -247,7 +247,7 @@ mod tests {
             comparison.missing,
             [ACCESS_KEY_ID, SECRET_ACCESS_KEY, ENDPOINT_URL]
         );
-        merge(&mut env, &wanted);
+        merge(&mut env, wanted.clone());
         assert_eq!(
             env.first(),
             Some(&json!({"name": REGION, "value": "eu-west-1"}))
@@ -286,7 +286,7 @@ mod tests {
         }
         assert!(compare(&env, &wanted, &|_| false).is_satisfied());
         let before = env.clone();
-        merge(&mut env, &wanted);
+        merge(&mut env, wanted.clone());
         assert_eq!(env, before, "an equivalent definition is not rewritten");
         // optional: true on a required key is a different definition.
         if let Some(reference) = env
@@ -360,13 +360,14 @@ mod tests {
     }
 
     #[test]
-    fn env_of_creates_or_refuses() {
-        let mut container = json!({"name": "dittofs"});
-        let map = container.as_object_mut().expect("object");
-        assert!(env_of(map).expect("created").is_empty());
-        let mut nulled = json!({"name": "dittofs", "env": null});
-        assert!(env_of(nulled.as_object_mut().expect("object")).is_some());
-        let mut broken = json!({"name": "dittofs", "env": {"A": "b"}});
-        assert!(env_of(broken.as_object_mut().expect("object")).is_none());
+    fn env_of_copies_an_absent_or_null_env_as_empty_and_refuses_another_type() {
+        assert_eq!(env_of(&json!({"name": "dittofs"})), Some(vec![]));
+        assert_eq!(env_of(&json!({"env": null})), Some(vec![]));
+        let listed = json!([{"name": "A", "value": "b"}]);
+        assert_eq!(
+            env_of(&json!({"env": listed.clone()})),
+            Some(vec![listed[0].clone()])
+        );
+        assert_eq!(env_of(&json!({"env": {"A": "b"}})), None);
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::lookup::{Owner, SecretProblem, read_credentials, read_owner};
 use super::object::{
-    container_mut, dotted, find_container, finish, pod_annotation, remove_annotation,
+    container_slot, env_path, find_container, finish, pod_annotation, remove_annotation,
     set_annotation,
 };
 use super::ownership::{InjectionRecord, Ownership, RECORD_ANNOTATION};
@@ -15,6 +15,7 @@ use super::{WorkloadKind, WorkloadRequest, env, owning_dittoserver};
 use crate::cluster::{Cluster, ObjectRef};
 use crate::decision::{Decision, Verdict};
 use crate::dittoserver::CredentialsRef;
+use crate::edits::{self, Edits};
 use crate::settings::{OnEnvConflict, Settings};
 
 /// Decides on a Pod CREATE or a StatefulSet CREATE/UPDATE in `inject` mode; whatever it would
@@ -23,7 +24,7 @@ pub fn inject(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     cluster: &dyn Cluster,
-) -> Decision {
+) -> Decision<Edits> {
     let Some(owner_name) = owning_dittoserver(request.kind, request.object) else {
         return Decision::accept();
     };
@@ -41,7 +42,7 @@ fn decide(
     owner_name: &str,
     settings: &Settings,
     cluster: &dyn Cluster,
-) -> Decision {
+) -> Decision<Edits> {
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {
         Owner::NoCredentials => return withdraw(request, settings, &owner),
@@ -77,27 +78,40 @@ fn decide(
 /// The DittoServer names no credentials (any more): what the policy wrote follows it, as a
 /// changed region does. Its entries (by the record), the record and the hash are removed; a
 /// person's own definitions stay. Nothing it wrote means nothing to do.
-fn withdraw(request: &WorkloadRequest<'_>, settings: &Settings, owner: &ObjectRef<'_>) -> Decision {
+fn withdraw(
+    request: &WorkloadRequest<'_>,
+    settings: &Settings,
+    owner: &ObjectRef<'_>,
+) -> Decision<Edits> {
     let ownership = request.ownership(settings);
     if matches!(ownership, Ownership::None) {
         return Decision::accept();
     }
-    let mut object = request.object.clone();
+    let object = request.object;
+    let mut edits = Edits::default();
     let mut removed = Vec::new();
-    if let Ok(Some((_, container))) =
-        container_mut(&mut object, request.kind, &settings.container_name)
-        && let Some(env) = container.get_mut("env").and_then(Value::as_array_mut)
+    if let Ok(Some((index, container))) =
+        container_slot(object, request.kind, &settings.container_name)
+        && let Some(env) = container.get("env").and_then(Value::as_array)
     {
-        let before = env::defined(env);
-        env.retain(|entry| !ownership.wrote(entry));
-        let after = env::defined(env);
-        removed.extend(before.into_iter().filter(|name| !after.contains(name)));
-        if env.is_empty() {
-            container.remove("env");
+        let mut kept = env.clone();
+        kept.retain(|entry| !ownership.wrote(entry));
+        let after = env::defined(&kept);
+        removed.extend(
+            env::defined(env)
+                .into_iter()
+                .filter(|name| !after.contains(name)),
+        );
+        let path = env_path(request.kind, index);
+        if kept.is_empty() {
+            edits.remove(object, path);
+        } else {
+            // A list read at this path is written back to it: this cannot fail.
+            edits.set(object, path, Value::Array(kept)).ok();
         }
     }
     for key in [settings.hash_annotation.as_str(), RECORD_ANNOTATION] {
-        remove_annotation(&mut object, request.kind, key);
+        remove_annotation(&mut edits, object, request.kind, key);
     }
     let what = if removed.is_empty() {
         "the S3 hash and record of".to_owned()
@@ -111,7 +125,7 @@ fn withdraw(request: &WorkloadRequest<'_>, settings: &Settings, owner: &ObjectRe
         "removed {what} {}: {owner} names no S3 credentials any more",
         request.describe()
     );
-    match finish(request.object, object) {
+    match finish(edits) {
         decision @ Decision {
             verdict: Verdict::Mutate(_),
             ..
@@ -121,7 +135,7 @@ fn withdraw(request: &WorkloadRequest<'_>, settings: &Settings, owner: &ObjectRe
 }
 
 /// The refusal for credentials that would go to an endpoint the endpoint rules forbid.
-pub(super) fn endpoint_refusal(request: &WorkloadRequest<'_>, finding: &str) -> Decision {
+pub(super) fn endpoint_refusal<M>(request: &WorkloadRequest<'_>, finding: &str) -> Decision<M> {
     Decision::reject(format!(
         "{}: its S3 credentials would be sent to an endpoint that breaks the endpoint rules: \
          {finding}",
@@ -137,11 +151,11 @@ fn write(
     credentials: &CredentialsRef,
     region: &str,
     hash: Option<String>,
-) -> Decision {
-    let what = request.describe();
+) -> Decision<Edits> {
     let malformed = |field: String| {
         Decision::reject(format!(
-            "cannot inject S3 credentials into {what}: {field} is malformed"
+            "cannot inject S3 credentials into {}: {field} is malformed",
+            request.describe()
         ))
     };
     let desired = env::desired(credentials, region);
@@ -150,55 +164,63 @@ fn write(
         return Decision::accept();
     }
     let ownership = request.ownership(settings);
-    let mut object = request.object.clone();
+    let object = request.object;
+    let mut edits = Edits::default();
     let mut warnings = Vec::new();
 
-    let (index, container) =
-        match container_mut(&mut object, request.kind, &settings.container_name) {
-            Err(field) => return malformed(field),
-            Ok(None) => {
-                return Decision::accept().with_warnings(vec![format!(
-                    "S3 credentials were not injected into {what}: it has no container \"{}\"",
-                    settings.container_name
-                )]);
-            }
-            Ok(Some(found)) => found,
-        };
-    let env_field = format!(
-        "{}.containers[{index}].env",
-        dotted(request.kind.pod_spec_path())
-    );
-    let Some(env) = env::env_of(container) else {
-        return malformed(env_field);
+    let (index, container) = match container_slot(object, request.kind, &settings.container_name) {
+        Err(field) => return malformed(field),
+        Ok(None) => {
+            return Decision::accept().with_warnings(vec![format!(
+                "S3 credentials were not injected into {}: it has no container \"{}\"",
+                request.describe(),
+                settings.container_name
+            )]);
+        }
+        Ok(Some(found)) => found,
     };
-    let comparison = env::compare(env, &desired, &|entry| ownership.wrote(entry));
+    let path = env_path(request.kind, index);
+    let Some(mut env) = env::env_of(container) else {
+        return malformed(edits::dotted(&path));
+    };
+    let comparison = env::compare(&env, &desired, &|entry| ownership.wrote(entry));
     if !comparison.conflicting.is_empty() && settings.on_env_conflict == OnEnvConflict::Reject {
         return Decision::reject(format!(
-            "{what}: container \"{}\" already defines {} differently from what {owner} requires \
+            "{}: container \"{}\" already defines {} differently from what {owner} requires \
              (onEnvConflict: reject); remove the definition or set onEnvConflict: overwrite",
+            request.describe(),
             settings.container_name,
             comparison.conflicting.join(", ")
         ));
     }
     if !comparison.conflicting.is_empty() {
         warnings.push(format!(
-            "replaced the definition of {} in container \"{}\" of {what} (onEnvConflict: overwrite)",
+            "replaced the definition of {} in container \"{}\" of {} (onEnvConflict: overwrite)",
             comparison.conflicting.join(", "),
-            settings.container_name
+            settings.container_name,
+            request.describe()
         ));
     }
-    env::merge(env, &desired);
+    env::merge(&mut env, desired);
 
-    let mut written = set_annotation(&mut object, request.kind, RECORD_ANNOTATION, record);
+    let mut written = edits.set(object, path, Value::Array(env));
+    written = written
+        .and_then(|()| set_annotation(&mut edits, object, request.kind, RECORD_ANNOTATION, record));
     if let Some(hash) = hash {
         written = written.and_then(|()| {
-            set_annotation(&mut object, request.kind, &settings.hash_annotation, hash)
+            set_annotation(
+                &mut edits,
+                object,
+                request.kind,
+                &settings.hash_annotation,
+                hash,
+            )
         });
     }
     if let Err(field) = written {
         return malformed(field);
     }
-    finish(request.object, object).with_warnings(warnings)
+    finish(edits).with_warnings(warnings)
 }
 
 /// Whether the workload already holds exactly what `write` would write (every pod of an

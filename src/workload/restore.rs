@@ -4,12 +4,16 @@
 use serde_json::Value;
 
 use super::inject::endpoint_refusal;
-use super::object::{container_mut, find_container, finish, pod_annotation, set_annotation};
+use super::object::{
+    container_path, container_slot, env_path, find_container, finish, pod_annotation,
+    set_annotation,
+};
 use super::ownership::RECORD_ANNOTATION;
 use super::{WorkloadKind, WorkloadRequest, env};
 use crate::cluster::{Cluster, ObjectRef};
 use crate::credentials::{SecretData, endpoint_finding};
 use crate::decision::Decision;
+use crate::edits::Edits;
 use crate::settings::Settings;
 use crate::value::At;
 
@@ -35,11 +39,12 @@ pub(super) fn keep_as_it_was(
     reason: &str,
     unknown: Unknown,
     cluster: &dyn Cluster,
-) -> Decision {
+) -> Decision<Edits> {
     let what = request.describe();
-    let checked = |kept: &Value| kept_endpoint_refusal(kept, request, settings, cluster);
+    let checked = |kept: Option<&Value>| kept_endpoint_refusal(kept, request, settings, cluster);
     if !request.is_update() {
-        if let Some(refusal) = checked(request.object) {
+        let container = find_container(request.object, request.kind, &settings.container_name);
+        if let Some(refusal) = checked(container) {
             return refusal;
         }
         let carried = request.carries_injection(settings);
@@ -57,20 +62,27 @@ pub(super) fn keep_as_it_was(
         };
         return Decision::accept().with_warnings(vec![format!("{consequence}: {reason}")]);
     }
-    let mut object = request.object.clone();
+    let object = request.object;
+    let mut edits = Edits::default();
     let managed = |object| env::managed_entries(whole_env(object, request, settings));
     let previous_env = managed(request.old_object);
     let (was, is) = (
         env::defined(&previous_env),
         env::defined(&managed(request.object)),
     );
+    let slot = container_slot(object, request.kind, &settings.container_name)
+        .ok()
+        .flatten();
     // This path only preserves: a malformed new object is left as it is.
     if (!previous_env.is_empty() || !is.is_empty())
-        && let Ok(Some((_, container))) =
-            container_mut(&mut object, request.kind, &settings.container_name)
-        && let Some(env) = env::env_of(container)
+        && let Some((index, container)) = slot
+        && let Some(mut env) = env::env_of(container)
     {
-        env::restore(env, whole_env(request.old_object, request, settings));
+        env::restore(&mut env, whole_env(request.old_object, request, settings));
+        // The container was found an object, without an env or with a list: this cannot fail.
+        edits
+            .set(object, env_path(request.kind, index), Value::Array(env))
+            .ok();
     }
     let kept_hash = pod_annotation(request.old_object, request.kind, &settings.hash_annotation);
     let kept_record = pod_annotation(request.old_object, request.kind, RECORD_ANNOTATION);
@@ -79,15 +91,17 @@ pub(super) fn keep_as_it_was(
         (RECORD_ANNOTATION, kept_record),
     ] {
         if let Some(value) = value
-            && set_annotation(&mut object, request.kind, key, value.to_owned()).is_err()
+            && set_annotation(&mut edits, object, request.kind, key, value.to_owned()).is_err()
         {
             return Decision::accept().with_warnings(vec![format!(
                 "S3 credentials of {what} left as they came: {reason}"
             )]);
         }
     }
+    let kept = slot.and_then(|(index, _)| edits.view(object, &container_path(request.kind, index)));
+    let kept = kept.as_deref();
     let changed = match unknown {
-        Unknown::Owner => code_changes(request, &object, settings),
+        Unknown::Owner => code_changes(request, kept, settings),
         Unknown::Credentials => Vec::new(),
     };
     if !changed.is_empty() {
@@ -99,7 +113,7 @@ pub(super) fn keep_as_it_was(
             changed.join(", ")
         ));
     }
-    if let Some(refusal) = checked(&object) {
+    if let Some(refusal) = checked(kept) {
         return refusal;
     }
     let removed: Vec<&str> = is
@@ -159,7 +173,7 @@ pub(super) fn keep_as_it_was(
         // The previous revision had nothing of the policy's to keep.
         format!("S3 credentials of {what} left as they came: {reason}")
     };
-    finish(request.object, object).with_warnings(vec![warning])
+    finish(edits).with_warnings(vec![warning])
 }
 
 /// The env of a revision's DittoFS container; empty when it has none.
@@ -182,11 +196,10 @@ const CODE_FIELDS: [&str; 3] = ["image", "command", "args"];
 /// holds credentials: the previous revision's credentials were checked for its code only.
 fn code_changes(
     request: &WorkloadRequest<'_>,
-    kept: &Value,
+    kept: Option<&Value>,
     settings: &Settings,
 ) -> Vec<&'static str> {
-    let container = |object| find_container(object, request.kind, &settings.container_name);
-    let holds_credentials = container(kept)
+    let holds_credentials = kept
         .and_then(|container| container.get("env"))
         .and_then(Value::as_array)
         .is_some_and(|env| {
@@ -199,7 +212,8 @@ fn code_changes(
     if !holds_credentials {
         return Vec::new();
     }
-    let (before, now) = (container(request.old_object), container(kept));
+    let before = find_container(request.old_object, request.kind, &settings.container_name);
+    let now = kept;
     CODE_FIELDS
         .into_iter()
         .filter(|field| before.and_then(|c| c.get(*field)) != now.and_then(|c| c.get(*field)))
@@ -212,12 +226,12 @@ fn code_changes(
 /// even when it is the Secret whose read just failed: the kept entry may be another key of it,
 /// and a failed read checked no endpoint.
 fn kept_endpoint_refusal(
-    kept: &Value,
+    kept: Option<&Value>,
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     cluster: &dyn Cluster,
-) -> Option<Decision> {
-    let reference = find_container(kept, request.kind, &settings.container_name)?
+) -> Option<Decision<Edits>> {
+    let reference = kept?
         .get("env")?
         .as_array()?
         .iter()

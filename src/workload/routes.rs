@@ -23,8 +23,10 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{WorkloadKind, WorkloadRequest, env, find_container};
+use super::object::{container_slot, env_path};
+use super::{WorkloadKind, WorkloadRequest, env};
 use crate::decision::{Decision, Verdict};
+use crate::edits::Edits;
 use crate::settings::{OnCredentialRoute, Settings};
 use crate::value::At;
 
@@ -144,16 +146,11 @@ fn strings_of<'v>(container: &'v Value, field: &str) -> impl Iterator<Item = (us
         .filter_map(|(index, item)| item.as_str().map(|text| (index, text)))
 }
 
-/// Every credential route of a container (raw JSON), in the order of its fields.
-pub fn credential_routes(container: &Value) -> Vec<Route> {
+/// Every credential route of a container (raw JSON) whose env is `env` (its own, or what the
+/// policy gives it), in the order of its fields.
+pub fn credential_routes(container: &Value, env: &[Value]) -> Vec<Route> {
     let mut routes = Vec::new();
-    let entries: Vec<(usize, &Value)> = container
-        .get("env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .collect();
+    let entries: Vec<(usize, &Value)> = env.iter().enumerate().collect();
     for (index, entry) in &entries {
         let Some(name) = env::entry_name(entry) else {
             continue;
@@ -371,13 +368,9 @@ fn repeated_definitions(entries: &[(usize, &Value)]) -> Vec<Route> {
     routes
 }
 
-/// Whether a container receives the credentials through its `env`.
-fn holds_credentials(container: &Value) -> bool {
-    container
-        .get("env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+/// Whether an `env` list gives its container the credentials.
+fn holds_credentials(env: &[Value]) -> bool {
+    env.iter()
         .any(|entry| env::entry_name(entry).is_some_and(|name| CREDENTIALS.contains(&name)))
 }
 
@@ -390,25 +383,38 @@ pub(super) enum Review {
 }
 
 /// Weighs the routes of the `dittofs` container and of its pod spec as they will be admitted
-/// (the mutated object, else the requested one) against `onCredentialRoute`; every accepting
+/// (with the decision's edits, else as requested) against `onCredentialRoute`; every accepting
 /// path of a review goes through here, so none admits a route unnoticed.
 pub(super) fn weigh(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
-    decision: Decision,
+    decision: Decision<Edits>,
     review: Review,
-) -> Decision {
-    let admitted = match &decision.verdict {
-        Verdict::Mutate(object) => object,
-        Verdict::Accept => request.object,
-        Verdict::Reject(_) if review == Review::Verify => request.object,
+) -> Decision<Edits> {
+    let unedited = Edits::default();
+    let edits = match &decision.verdict {
+        Verdict::Mutate(edits) => edits,
+        Verdict::Accept => &unedited,
+        Verdict::Reject(_) if review == Review::Verify => &unedited,
         Verdict::Reject(_) => return decision,
     };
-    let routes = match find_container(admitted, request.kind, &settings.container_name) {
-        Some(container) if holds_credentials(container) => {
-            let mut routes = credential_routes(container);
+    let object = request.object;
+    let slot = container_slot(object, request.kind, &settings.container_name)
+        .ok()
+        .flatten();
+    let admitted_env =
+        slot.and_then(|(index, _)| edits.view(object, &env_path(request.kind, index)));
+    let env = admitted_env
+        .as_deref()
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let routes = match slot {
+        Some((_, container)) if holds_credentials(env) => {
+            let mut routes = credential_routes(container, env);
+            // Edits change only the container's env and the pod's annotations.
             routes.extend(
-                pod_spec(admitted, request.kind)
+                pod_spec(object, request.kind)
                     .map(pod_routes)
                     .unwrap_or_default(),
             );
@@ -449,7 +455,8 @@ mod tests {
     use serde_json::json;
 
     fn described(container: &Value) -> Vec<String> {
-        credential_routes(container)
+        let env = container.get("env").and_then(Value::as_array);
+        credential_routes(container, env.map(Vec::as_slice).unwrap_or_default())
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -658,7 +665,7 @@ mod tests {
                "metadata": {"name": "dittofs-0", "namespace": "ns"}, "spec": spec})
     }
 
-    fn weighed(kind: WorkloadKind, object: &Value, settings: &Settings) -> Decision {
+    fn weighed(kind: WorkloadKind, object: &Value, settings: &Settings) -> Decision<Edits> {
         let request = WorkloadRequest {
             kind,
             operation: "CREATE",
@@ -814,7 +821,7 @@ mod tests {
         let name = "X".repeat(1 << 20);
         let container = json!({"name": "dittofs", "env": [
             {"name": name, "value": "$(AWS_SECRET_ACCESS_KEY)"}]});
-        let routes = credential_routes(&container);
+        let routes = credential_routes(&container, container["env"].as_array().expect("env"));
         let [route] = routes.as_slice() else {
             panic!("{routes:?}")
         };

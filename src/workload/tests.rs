@@ -5,9 +5,20 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::cluster::fake::FakeCluster;
-use crate::cluster::{LookupError, ObjectRef};
+use crate::cluster::{Cluster, LookupError, ObjectRef};
 use crate::decision::{Decision, Verdict};
 use crate::test_support::{FAKE_KEY, FAKE_SECRET, assert_no_values, b64, settings};
+
+/// `inject`, with its edits applied to a copy of the request's object: the answer the
+/// protocol carries.
+fn inject(request: &WorkloadRequest<'_>, settings: &Settings, cluster: &dyn Cluster) -> Decision {
+    super::inject(request, settings, cluster).applied_to(request.object.clone())
+}
+
+/// `verify`, as `inject` above.
+fn verify(request: &WorkloadRequest<'_>, settings: &Settings, cluster: &dyn Cluster) -> Decision {
+    super::verify(request, settings, cluster).applied_to(request.object.clone())
+}
 
 const NS: &str = "dittofs-system";
 const DITTO: &str = "dittofs-s3-sample";

@@ -9,6 +9,7 @@ use super::routes::{self, Review};
 use super::{WorkloadKind, WorkloadRequest, env, owning_dittoserver};
 use crate::cluster::{Cluster, ObjectRef};
 use crate::decision::Decision;
+use crate::edits::Edits;
 use crate::settings::Settings;
 use crate::value::At;
 
@@ -19,7 +20,7 @@ pub fn verify(
     request: &WorkloadRequest<'_>,
     settings: &Settings,
     cluster: &dyn Cluster,
-) -> Decision {
+) -> Decision<Edits> {
     let Some(owner_name) = owning_dittoserver(request.kind, request.object) else {
         return Decision::accept();
     };
@@ -34,7 +35,7 @@ fn check(
     owner_name: &str,
     settings: &Settings,
     cluster: &dyn Cluster,
-) -> Decision {
+) -> Decision<Edits> {
     let what = request.describe();
     let owner = ObjectRef::ditto_server(request.namespace, owner_name);
     let (credentials, region) = match read_owner(owner, cluster) {
@@ -128,7 +129,7 @@ fn withdrawn(
     owner_name: &str,
     owner: &ObjectRef<'_>,
     settings: &Settings,
-) -> Decision {
+) -> Decision<Edits> {
     let ownership = request.ownership(settings);
     let holds = find_container(request.object, request.kind, &settings.container_name)
         .and_then(|container| container.get("env"))
@@ -149,7 +150,7 @@ fn withdrawn(
 
 /// The rejection of a stale workload, with the command that rolls it through the injecting
 /// policy.
-fn roll(request: &WorkloadRequest<'_>, owner_name: &str, stale: &[String]) -> Decision {
+fn roll(request: &WorkloadRequest<'_>, owner_name: &str, stale: &[String]) -> Decision<Edits> {
     let statefulset = match request.kind {
         WorkloadKind::StatefulSet => request
             .object
