@@ -153,16 +153,25 @@ pub fn consumed_fields(keys: &SecretKeys) -> Vec<String> {
     if consumed.iter().any(|key| key.contains('.')) {
         return vec!["data".to_owned()];
     }
-    consumed.iter().map(|key| format!("data.{key}")).collect()
+    consumed.iter().map(|key| ["data.", key].concat()).collect()
 }
 
 /// Hashes entries that arrive sorted by key, each keyed `<HASH_SOURCE>:<key>` and framed so no
 /// two splits of the same bytes collide.
 fn hash_entries<'v>(entries: impl Iterator<Item = (&'v str, &'v [u8])>) -> String {
     let mut hasher = Sha256::new();
+    // `<length of keyed>:<keyed>:<length of value>:<value>`, fed piece by piece (itoa, not
+    // format!: every injection hashes).
+    let mut digits = itoa::Buffer::new();
     for (key, value) in entries {
-        let keyed_length = HASH_SOURCE.len() + 1 + key.len();
-        hasher.update(format!("{keyed_length}:{HASH_SOURCE}:{key}:{}:", value.len()).as_bytes());
+        hasher.update(digits.format(HASH_SOURCE.len() + 1 + key.len()));
+        hasher.update(b":");
+        hasher.update(HASH_SOURCE);
+        hasher.update(b":");
+        hasher.update(key);
+        hasher.update(b":");
+        hasher.update(digits.format(value.len()));
+        hasher.update(b":");
         hasher.update(value);
     }
     let digest = hasher.finalize();

@@ -16,17 +16,17 @@
     )
 )]
 
+use kubewarden_policy_sdk::protocol_version_guest;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 use kubewarden_policy_sdk::wapc_guest::{self as guest, CallResult};
-use kubewarden_policy_sdk::{logging, protocol_version_guest};
-use lazy_static::lazy_static;
-use slog::{Drain, Logger, o};
+use serde::Serialize;
 
 pub mod admission;
 pub mod cluster;
 pub mod credentials;
 pub mod decision;
 pub mod dittoserver;
+pub mod edits;
 pub mod naming;
 #[cfg(test)]
 mod properties;
@@ -41,16 +41,6 @@ use cluster::HostCluster;
 use decision::Verdict;
 use settings::Settings;
 
-lazy_static! {
-    // Not the SDK's `KubewardenDrain::new()`: that wraps the drain in `slog::Fuse`, which
-    // panics (a trap, so a 500) when the host's `tracing/log` call fails. A lost log line
-    // must never cost the user their verdict.
-    static ref LOG: Logger = Logger::root(
-        logging::KubewardenDrain::default().ignore_res(),
-        o!("policy" => "dittofs-s3-policy")
-    );
-}
-
 #[unsafe(no_mangle)]
 pub extern "C" fn wapc_init() {
     guest::register_function("validate", validate);
@@ -62,9 +52,12 @@ pub extern "C" fn wapc_init() {
 fn validate(payload: &[u8]) -> CallResult {
     let decision = admission::decide_payload(payload, &HostCluster);
     if let Verdict::Reject(message) = &decision.verdict {
-        slog::info!(LOG, "request rejected"; "reason" => message.as_str());
+        log_rejection(message);
     }
-    Ok(serde_json::to_vec(&decision.into_response())?)
+    // Room for a mutated object (the payload holds it, and more) without regrowing.
+    let mut response = Vec::with_capacity(payload.len());
+    serde_json::to_writer(&mut response, &decision.into_response())?;
+    Ok(response)
 }
 
 /// Like the SDK's helper, but a settings document that does not parse is reported as
@@ -81,4 +74,29 @@ fn validate_settings(payload: &[u8]) -> CallResult {
         },
     };
     Ok(serde_json::to_vec(&response)?)
+}
+
+/// A `tracing/log` event as the SDK's slog drain writes it: level and message, then the fields,
+/// which the host shows as the event's data. Written without slog, whose serializer's trait
+/// object keeps every number formatter of the standard library in the module.
+#[derive(Serialize)]
+struct LogEvent<'a> {
+    level: &'static str,
+    message: &'static str,
+    policy: &'static str,
+    reason: &'a str,
+}
+
+/// Logs a rejection on the host. A lost log line must never cost the user their verdict, so a
+/// failed host call is ignored (the SDK's `KubewardenDrain::new()` would panic: a trap, a 500).
+fn log_rejection(reason: &str) {
+    let event = LogEvent {
+        level: "info",
+        message: "request rejected",
+        policy: "dittofs-s3-policy",
+        reason,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&event) {
+        let _ = guest::host_call("kubewarden", "tracing", "log", &bytes);
+    }
 }

@@ -183,7 +183,7 @@ fn verdict(settings: &Settings, what: &str, message: String) -> Decision {
 
 /// The DittoServers of `servers` that name `secret` and are not being deleted, by name.
 fn consumers(servers: &[Value], secret: &str) -> Vec<Consumer> {
-    let mut consumers: Vec<Consumer> = servers
+    let named = servers
         .iter()
         .filter(|server| {
             server
@@ -197,9 +197,13 @@ fn consumers(servers: &[Value], secret: &str) -> Vec<Consumer> {
                 name: name.to_owned(),
                 keys,
             })
-        })
-        .collect();
-    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        });
+    // Sorted as they are collected: std's sort would add kilobytes of code for a few servers.
+    let mut consumers: Vec<Consumer> = Vec::new();
+    for consumer in named {
+        let at = consumers.partition_point(|sorted| sorted.name <= consumer.name);
+        consumers.insert(at, consumer);
+    }
     consumers
 }
 
