@@ -12,8 +12,11 @@
 #
 # kwctl bench evaluates on one instance, again and again (policy-server instantiates per
 # request; the runner's bench measures that), so these figures leave instantiation out. Each
-# scenario runs ROUNDS times, policy and floor interleaved; a figure is the median over rounds
-# of kwctl's median, printed with its spread over the rounds ((max - min) / median).
+# scenario runs ROUNDS times, policy and floor interleaved. A time is the median over rounds of
+# kwctl's median. A comparison is paired: the policy's figure against its floor's in the same
+# round (run a few seconds apart, so a machine slowed by other work slows both), then the median
+# over rounds, printed with the spread of the per-round figures ((max - min) / median for a
+# ratio, max - min for a difference).
 #
 # Scenarios, each against its floor:
 #   fast path        non-DittoFS Pod, no lookup                  vs the floor
@@ -196,30 +199,39 @@ for run in "${runs[@]}"; do
   us[$name]=$(median <"$dir/$name.us")
 done
 
-ratio() { jq -n "$1 / $2"; }
-# spread NAME: how far NAME's rounds lie apart, (max - min) / median, in percent.
-spread() {
-  sort -n "$dir/$1.us" | awk '{ v[NR] = $1 }
-    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f%%", 100 * (v[NR] - v[1]) / m }'
+# per_round OP NAME OTHER: NAME's figure and OTHER's of each round, as NAME / OTHER (ratio) or
+# NAME - OTHER (difference), one per line.
+per_round() {
+  paste "$dir/$2.us" "$dir/$3.us" | awk -v op="$1" '{ print (op == "ratio") ? $1 / $2 : $1 - $2 }'
 }
-printf '\n%-66s %9s %9s %8s %7s %7s\n' "scenario (kwctl bench, median of $ROUNDS)" "µs" "floor µs" ratio spread "floor's"
+# ratio NAME OTHER: the median over rounds of NAME / OTHER in the same round.
+ratio() { per_round ratio "$1" "$2" | median; }
+# difference NAME OTHER: the median over rounds of NAME - OTHER in the same round, µs.
+difference() { per_round difference "$1" "$2" | median; }
+# spread OP NAME OTHER: how far the per-round figures lie apart: (max - min) / median in percent
+# for a ratio, max - min in µs for a difference.
+spread() {
+  per_round "$1" "$2" "$3" | sort -g | awk -v op="$1" '{ v[NR] = $1 }
+    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+          if (op == "ratio") printf "%.1f%%", 100 * (v[NR] - v[1]) / m; else printf "%.1f µs", v[NR] - v[1] }'
+}
+printf '\n%-66s %9s %9s %8s %9s\n' "scenario (kwctl bench, median of $ROUNDS rounds)" "µs" "floor µs" ratio spread
 # row LABEL NAME FLOOR_NAME
 row() {
-  printf '%-66s %9.1f %9.1f %7.2fx %7s %7s\n' "$1" "${us[$2]}" "${us[$3]}" "$(ratio "${us[$2]}" "${us[$3]}")" \
-    "$(spread "$2")" "$(spread "$3")"
+  printf '%-66s %9.1f %9.1f %7.3fx %9s\n' "$1" "${us[$2]}" "${us[$3]}" "$(ratio "$2" "$3")" "$(spread ratio "$2" "$3")"
 }
 row "fast path: non-DittoFS pod (no lookup)" fast fast-floor
 row "DittoFS Pod CREATE, two lookups, injection, vs the mutating floor" inject inject-floor-mutating
 row "  the same vs the floor making the lookups and accepting" inject inject-floor-lookups
-row "  floor without the lookups (so the two host calls cost $(jq -n "${us[inject-floor-lookups]} - ${us[inject-floor]}" | xargs printf %.1f) µs)" inject-floor inject-floor
+row "  floor without the lookups (so the two host calls cost $(difference inject-floor-lookups inject-floor | xargs printf %.1f) µs)" inject-floor inject-floor
 row "  the mutating floor vs the same floor carrying its settings, accepting" inject-floor-mutating inject-floor-carrying
-mutation_share=$(jq -n "${us[inject-floor-mutating]} - ${us[inject-floor-carrying]}")
-printf '  of the inject path'"'"'s extra time, the host'"'"'s handling of the mutation takes %.1f µs and the policy %.1f µs\n' \
-  "$mutation_share" "$(jq -n "${us[inject]} - ${us[inject-floor-mutating]}")"
+mutation_share=$(difference inject-floor-mutating inject-floor-carrying)
+printf '  of the inject path'"'"'s extra time, the host'"'"'s handling of the mutation takes %.1f µs and the policy %.1f µs (spread %s)\n' \
+  "$mutation_share" "$(difference inject inject-floor-mutating)" "$(spread difference inject inject-floor-mutating)"
 row "DittoFS Pod CREATE, 1 MiB Secret (masked) vs 1 KiB Secret" secret-1mib secret-1kib
 row "  the floor's same two lookups, 1 MiB vs 1 KiB Secret (the host's share)" secret-1mib-floor secret-1kib-floor
-host_share=$(jq -n "${us[secret-1mib-floor]} - ${us[secret-1kib-floor]}")
-policy_share=$(jq -n "${us[secret-1mib]} - ${us[secret-1kib]} - $host_share")
+host_share=$(difference secret-1mib-floor secret-1kib-floor)
+policy_share=$(jq -n "$(difference secret-1mib secret-1kib) - $host_share")
 printf '  of the 1 MiB Secret'"'"'s extra time, the host'"'"'s lookups take %.1f µs and the policy %.1f µs\n' "$host_share" "$policy_share"
 row "Secret guard: a Secret write no DittoServer names (one list)" guard guard-floor-lists
 size=$(stat -c %s "$dir/policy.wasm")
@@ -230,13 +242,13 @@ echo "module annotated by kwctl: $size bytes ($(stat -c %s "$POLICY") bytes of c
 failed=0
 verdict() { if jq -e -n "$2" >/dev/null; then echo "PASS  $1"; else echo "MISS  $1"; failed=1; fi; }
 echo
-fast_ratio=$(ratio "${us[fast]}" "${us[fast-floor]}")
-extra=$(jq -n "${us[inject]} - ${us[inject-floor-mutating]}")
-mib_ratio=$(ratio "${us[secret-1mib]}" "${us[secret-1kib]}")
+fast_ratio=$(ratio fast fast-floor)
+extra=$(difference inject inject-floor-mutating)
+mib_ratio=$(ratio secret-1mib secret-1kib)
 verdict "fast path <= 1.05x floor (kwctl): $(printf %.2f "$fast_ratio")x" "$fast_ratio <= 1.05"
 verdict "inject path <= the mutating floor + 20 µs (kwctl): mutating floor + $(printf %.1f "$extra") µs" "$extra <= 20"
 verdict "1 MiB Secret with masks <= 1.2x the 1 KiB one (kwctl): $(printf %.2f "$mib_ratio")x" "$mib_ratio <= 1.2"
-guard_ratio=$(ratio "${us[guard]}" "${us[guard-floor-lists]}")
+guard_ratio=$(ratio guard guard-floor-lists)
 verdict "Secret guard, a Secret no DittoServer names <= 1.2x the floor with the same list (kwctl): $(printf %.2f "$guard_ratio")x" "$guard_ratio <= 1.2"
 verdict "module annotated by kwctl <= 350 KB: $((size / 1000)) KB" "$size <= 350000"
 exit "$failed"

@@ -17,7 +17,9 @@
 # Budgets (issue 24; PASS/MISS): the fast path's p50 and p99 at most 1.05x the floor's; the inject
 # path's at most 1.1x the mutating floor's (the floor making the same two lookups and answering
 # with the policy's own mutated object, so that what policy-server spends on the mutation is on
-# both sides). Each p50 is printed with its spread over the rounds ((max - min) / median).
+# both sides). Ratios are paired: the policy's figure against its floor's in the same round (run
+# seconds apart, so a machine slowed by other work slows both), then the median over rounds,
+# printed with the spread of the per-round ratios ((max - min) / median).
 #
 # Besides the budgeted fast and inject paths, without a budget: the Secret guard (the kit's
 # dittofs-s3-secret-guard) on a Secret write no DittoServer names (test_data/secret-create-unnamed.json),
@@ -176,7 +178,8 @@ ceiling=$(awk '/^Requests per second:/ { print $4 }' "$dir/ab.out")
 read -r ceiling_wall ceiling_user ceiling_sys <"$dir/time.out"
 
 # Scenarios, interleaved over ROUNDS so that load from other processes on the machine hits
-# the policy and its floor alike; each figure is the median over the rounds.
+# the policy and its floor alike; each time is the median over the rounds, each ratio the
+# median of the rounds' ratios.
 declare -A runs
 # The third, without a budget, splits the inject path: the same two cached lookups, no patch.
 scenarios=("fast|pod-create-not-dittofs.review" "inject|pod-create.review" "injected|pod-create-injected.review")
@@ -196,10 +199,13 @@ done
 # spread COLUMN <<< rows: how far the rounds lie apart, (max - min) / median, in percent.
 spread() {
   awk -v c="$1" 'NF { print $c }' | sort -g |
-    awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f%%", 100 * (v[NR] - v[1]) / m }'
+    awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f%%", 100 * (v[NR] - v[1]) / m }'
 }
 # median COLUMN <<< rows
 median() { awk -v c="$1" 'NF { print $c }' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# paired COLUMN ROWS OTHER_ROWS: the rounds' ratios ROWS / OTHER_ROWS of COLUMN (rows in round
+# order), as one row per round, for median and spread.
+paired() { paste <(awk -v c="$1" 'NF { print $c }' <<<"$2") <(awk -v c="$1" 'NF { print $c }' <<<"$3") | awk '{ print $1 / $2 }'; }
 
 missed=0
 verdict() { if jq -e -n "$2" >/dev/null; then echo "PASS  $1"; else echo "MISS  $1"; missed=1; fi; }
@@ -223,20 +229,22 @@ for scenario in "${scenarios[@]}"; do
   server_share=$(awk 'NF { c += $5; w += $6 } END { printf "%.0f%%", 100 * c / w }' <<<"$p")
   printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f %7s %7s %6s/%6s\n' "$label" "$p50" "$f50" "$p99" "$f99" "$rps" "$frps" \
     "$ab_share" "$server_share" "$(spread 1 <<<"$p")" "$(spread 1 <<<"$f")"
-  ratio[$name-p50]=$(jq -n "$p50 / $f50")
-  ratio[$name-p99]=$(jq -n "$p99 / $f99")
-  ratio[$name-rps]=$(jq -n "$rps / $frps")
-  printf '%-44s %9s %9.2fx %9s %9.2fx %9s %8.2fx\n' "  ratio to the floor" "" "${ratio[$name-p50]}" "" "${ratio[$name-p99]}" "" "${ratio[$name-rps]}"
+  ratio[$name-p50]=$(paired 1 "$p" "$f" | median 1)
+  ratio[$name-p99]=$(paired 2 "$p" "$f" | median 1)
+  ratio[$name-rps]=$(paired 3 "$p" "$f" | median 1)
+  printf '%-44s %9s %9.3fx %9s %9.3fx %9s %8.3fx %15s\n' "  ratio to the floor (spread p50/p99)" "" "${ratio[$name-p50]}" "" "${ratio[$name-p99]}" "" "${ratio[$name-rps]}" \
+    "$(paired 1 "$p" "$f" | spread 1)/$(paired 2 "$p" "$f" | spread 1)"
 done
 # split NAME LABEL RUNS: a floor variant's row against the floor, its ratios kept as NAME-p50/p99.
 f=${runs[inject-floor]}
 split() {
-  ratio[$1-p50]=$(jq -n "$(median 1 <<<"$3") / $(median 1 <<<"$f")")
-  ratio[$1-p99]=$(jq -n "$(median 2 <<<"$3") / $(median 2 <<<"$f")")
+  ratio[$1-p50]=$(paired 1 "$3" "$f" | median 1)
+  ratio[$1-p99]=$(paired 2 "$3" "$f" | median 1)
   printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f %7s %7s %6s/%6s\n' "$2" \
     "$(median 1 <<<"$3")" "$(median 1 <<<"$f")" "$(median 2 <<<"$3")" "$(median 2 <<<"$f")" "$(median 3 <<<"$3")" "$(median 3 <<<"$f")" \
     "" "" "$(spread 1 <<<"$3")" "$(spread 1 <<<"$f")"
-  printf '%-44s %9s %9.2fx %9s %9.2fx\n' "  ratio to the floor" "" "${ratio[$1-p50]}" "" "${ratio[$1-p99]}"
+  printf '%-44s %9s %9.3fx %9s %9.3fx %35s\n' "  ratio to the floor (spread p50/p99)" "" "${ratio[$1-p50]}" "" "${ratio[$1-p99]}" \
+    "$(paired 1 "$3" "$f" | spread 1)/$(paired 2 "$3" "$f" | spread 1)"
 }
 # What the two lookups alone cost: the floor making them.
 split lookups "(split) floor making the same two lookups" "${runs[lookups-floor]}"
@@ -249,20 +257,21 @@ printf '%-44s %9.3f %9s %9.3f\n' "  of which the mutation (vs carrying it, ms)" 
   "$(jq -n "$(median 1 <<<"$m") - $(median 1 <<<"$c")")" "" "$(jq -n "$(median 2 <<<"$m") - $(median 2 <<<"$c")")"
 # The inject path against the mutating floor: the same lookups and the same answer, no work.
 p=${runs[inject-policy]}
-ratio[inject-mutating-p50]=$(jq -n "$(median 1 <<<"$p") / $(median 1 <<<"$m")")
-ratio[inject-mutating-p99]=$(jq -n "$(median 2 <<<"$p") / $(median 2 <<<"$m")")
+ratio[inject-mutating-p50]=$(paired 1 "$p" "$m" | median 1)
+ratio[inject-mutating-p99]=$(paired 2 "$p" "$m" | median 1)
 printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f %7s %7s %6s/%6s\n' "inject path vs the mutating floor" \
   "$(median 1 <<<"$p")" "$(median 1 <<<"$m")" "$(median 2 <<<"$p")" "$(median 2 <<<"$m")" "$(median 3 <<<"$p")" "$(median 3 <<<"$m")" \
   "" "" "$(spread 1 <<<"$p")" "$(spread 1 <<<"$m")"
-printf '%-44s %9s %9.2fx %9s %9.2fx\n' "  ratio to the mutating floor" "" "${ratio[inject-mutating-p50]}" "" "${ratio[inject-mutating-p99]}"
+printf '%-44s %9s %9.3fx %9s %9.3fx %35s\n' "  ratio to the mutating floor (spread p50/p99)" "" "${ratio[inject-mutating-p50]}" "" "${ratio[inject-mutating-p99]}" \
+  "$(paired 1 "$p" "$m" | spread 1)/$(paired 2 "$p" "$m" | spread 1)"
 # The Secret guard against the floor making the same list (no budget: reported).
 p=${runs[guard-policy]}
 f=${runs[guard-floor]}
 printf '%-44s %9.3f %9.3f %9.3f %9.3f %9.0f %9.0f\n' "Secret guard: Secret no DittoServer names" \
   "$(median 1 <<<"$p")" "$(median 1 <<<"$f")" "$(median 2 <<<"$p")" "$(median 2 <<<"$f")" "$(median 3 <<<"$p")" "$(median 3 <<<"$f")"
-ratio[guard-p50]=$(jq -n "$(median 1 <<<"$p") / $(median 1 <<<"$f")")
-ratio[guard-p99]=$(jq -n "$(median 2 <<<"$p") / $(median 2 <<<"$f")")
-ratio[guard-rps]=$(jq -n "$(median 3 <<<"$p") / $(median 3 <<<"$f")")
+ratio[guard-p50]=$(paired 1 "$p" "$f" | median 1)
+ratio[guard-p99]=$(paired 2 "$p" "$f" | median 1)
+ratio[guard-rps]=$(paired 3 "$p" "$f" | median 1)
 printf '%-44s %9s %9.2fx %9s %9.2fx %9s %8.2fx\n' "  ratio to the floor making the same list" "" "${ratio[guard-p50]}" "" "${ratio[guard-p99]}" "" "${ratio[guard-rps]}"
 collection=/apis/dittofs.dittofs.com/v1alpha1/namespaces/dittofs-system/dittoservers
 printf '  requests for the DittoServer list over the whole run: %s LIST, %s WATCH\n' \
