@@ -144,19 +144,21 @@ mutating_lookups=$(scripts/mutating-floor-settings.py test_data/pod-create.json 
 # The same settings under another key: the floor carries and parses them, and accepts. Against
 # it, the mutating floor's extra time is the host's handling of the mutation alone.
 carrying_lookups=$(scripts/mutating-floor-settings.py test_data/pod-create.json "$dir/inject-response.json" "$dir/lookups.json" carried)
-# name | module | request | settings | BULK bytes in the Secret
+# name | module | request | settings | BULK bytes in the Secret. Each pair a budget compares is
+# adjacent, and the rounds alternate the order (odd rounds forward, even ones backward), so that
+# neither side of a pair always follows the same work.
 runs=(
   "fast|$dir/policy.wasm|test_data/pod-create-not-dittofs.json|{}|0"
   "fast-floor|$dir/floor.wasm|test_data/pod-create-not-dittofs.json|{}|0"
   "inject|$dir/policy.wasm|test_data/pod-create.json|{}|0"
+  "inject-floor-mutating|$dir/floor-mutating.wasm|test_data/pod-create.json|$mutating_lookups|0"
+  "inject-floor-carrying|$dir/floor-mutating.wasm|test_data/pod-create.json|$carrying_lookups|0"
   "inject-floor-lookups|$dir/floor.wasm|test_data/pod-create.json|$lookups|0"
   "inject-floor|$dir/floor.wasm|test_data/pod-create.json|{}|0"
-  "inject-floor-carrying|$dir/floor-mutating.wasm|test_data/pod-create.json|$carrying_lookups|0"
-  "inject-floor-mutating|$dir/floor-mutating.wasm|test_data/pod-create.json|$mutating_lookups|0"
   "secret-1kib|$dir/policy.wasm|test_data/pod-create.json|{}|1024"
   "secret-1mib|$dir/policy.wasm|test_data/pod-create.json|{}|1048576"
-  "secret-1kib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1024"
   "secret-1mib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1048576"
+  "secret-1kib-floor|$dir/floor.wasm|test_data/pod-create.json|$lookups|1024"
   "guard|$dir/policy.wasm|test_data/secret-create-unnamed.json|$guard_settings|0"
   "guard-floor-lists|$dir/floor.wasm|test_data/secret-create-unnamed.json|$guard_lists|0"
 )
@@ -187,7 +189,12 @@ done
 echo "kwctl bench: $("$KWCTL" --version 2>/dev/null | head -n 1), $(nproc) CPUs; warm-up ${WARM_UP} s, measurement ${MEASURE} s, $ROUNDS rounds"
 echo "lookups through kwctl's Kubernetes client (cached, masks applied) from tools/fake-kube-api"
 for round in $(seq "$ROUNDS"); do
-  for run in "${runs[@]}"; do
+  order=("${runs[@]}")
+  if ((round % 2 == 0)); then
+    order=()
+    for ((i = ${#runs[@]} - 1; i >= 0; i--)); do order+=("${runs[i]}"); done
+  fi
+  for run in "${order[@]}"; do
     IFS='|' read -r name module request settings bulk <<<"$run"
     cluster "$bulk"
     bench "$module" "$request" "$settings" >>"$dir/$name.us"

@@ -76,9 +76,10 @@ fn validate_settings(payload: &[u8]) -> CallResult {
     Ok(serde_json::to_vec(&response)?)
 }
 
-/// A `tracing/log` event as the SDK's slog drain writes it: level and message, then the fields,
-/// which the host shows as the event's data. Written without slog, whose serializer's trait
-/// object keeps every number formatter of the standard library in the module.
+/// A `tracing/log` event in the shape of the SDK's slog drain (level and message, then fields,
+/// which the host shows as the event's data), without the drain's source file, line and column.
+/// Written without slog, whose serializer's trait object keeps every number formatter of the
+/// standard library in the module.
 #[derive(Serialize)]
 struct LogEvent<'a> {
     level: &'static str,

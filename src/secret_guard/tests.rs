@@ -497,3 +497,35 @@ fn an_answer_that_never_mentions_the_name_is_not_read() {
     );
     assert!(strict.lookups.borrow().is_empty());
 }
+
+#[test]
+fn consumers_come_sorted_by_name_keeping_the_list_order_of_equal_names() {
+    let listed = [
+        ("b", "k1"),
+        ("a", "k2"),
+        ("b", "k3"),
+        ("a", "k4"),
+        ("c", "k5"),
+        ("b", "k6"),
+    ];
+    let servers: Vec<Value> = listed
+        .iter()
+        .map(|(name, key)| ditto(name, json!({"secretName": "s", "accessKeyIdKey": key})))
+        .collect();
+    let order: Vec<(String, String)> = consumers(&servers, "s")
+        .into_iter()
+        .map(|consumer| (consumer.name, consumer.keys.keys.access_key_id))
+        .collect();
+    let expected = [
+        ("a", "k2"),
+        ("a", "k4"),
+        ("b", "k1"),
+        ("b", "k3"),
+        ("b", "k6"),
+        ("c", "k5"),
+    ];
+    assert_eq!(
+        order,
+        expected.map(|(name, key)| (name.to_owned(), key.to_owned()))
+    );
+}
