@@ -7,10 +7,10 @@
 # The panic machinery and every panic message leave the module (about 45 KB of 370). That
 # strategy needs the std built from source (-Zbuild-std, RUSTC_BOOTSTRAP=1 on a stable compiler),
 # so a compiler with its std sources, in this order:
-#   rustup   the rustup toolchain, when it has the wasm32-wasip1 target and rust-src installed;
-#   debian   Debian's rustc-web, cargo-web, rust-web-src, lld-22 and wasi-libc, installed with apt
-#            when missing (shared/reference/toolchain.md);
-#   rustup, after adding rust-src (and the target) when rustup can download them;
+#   rustup   the rustup toolchain, with the wasm32-wasip1 target and rust-src (added when missing
+#            and rustup can download them within 60 s; a failure is remembered);
+#   debian   on Debian, its rustc-web, cargo-web, rust-web-src, lld-22 and wasi-libc, installed
+#            with apt when missing (shared/reference/toolchain.md);
 #   prebuilt rustup's prebuilt std (the target alone): the same policy, panics as plain aborts,
 #            a module about 45 KB bigger (a warning says so).
 # WASM_TOOLCHAIN=rustup|debian|prebuilt forces a path. The compiler used is written to
@@ -51,11 +51,14 @@ rustup_add() {
   return 1
 }
 
+# Debian's packages (rustc-web and the rest are Debian's names; Ubuntu has none of them).
+debian_system() { [[ -r /etc/os-release ]] && (. /etc/os-release && [[ $ID == debian ]]) && command -v apt-get >/dev/null; }
+
 choose_toolchain() {
   if [[ -n "${WASM_TOOLCHAIN:-}" ]]; then echo "$WASM_TOOLCHAIN"; return; fi
   if rustup_ready; then echo rustup; return; fi
-  if command -v apt-get >/dev/null; then echo debian; return; fi
   if rustup_add; then echo rustup; return; fi
+  if debian_system; then echo debian; return; fi
   echo prebuilt
 }
 
