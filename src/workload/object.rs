@@ -9,14 +9,12 @@ use crate::decision::Decision;
 use crate::edits::{Edits, Step};
 use crate::value::At;
 
-/// The named container of a workload, read-only.
+/// The named container of a workload, read-only; `None` also when the pod spec is malformed.
 pub fn find_container<'v>(object: &'v Value, kind: WorkloadKind, name: &str) -> Option<&'v Value> {
-    object
-        .at(kind.pod_spec_path())?
-        .get("containers")?
-        .as_array()?
-        .iter()
-        .find(|container| container.get("name").and_then(Value::as_str) == Some(name))
+    container_slot(object, kind, name)
+        .ok()
+        .flatten()
+        .map(|(_, container)| container)
 }
 
 /// A pod annotation of a workload, read-only.
@@ -28,29 +26,27 @@ pub fn pod_annotation<'v>(object: &'v Value, kind: WorkloadKind, key: &str) -> O
         .as_str()
 }
 
+/// `prefix` (a workload's constant path) followed by `rest`.
+fn path_under(prefix: &[&str], rest: impl IntoIterator<Item = Step>) -> Vec<Step> {
+    prefix.iter().map(|&key| key.into()).chain(rest).collect()
+}
+
 /// The path of a workload's container, by its index.
 pub(super) fn container_path(kind: WorkloadKind, index: usize) -> Vec<Step> {
-    let mut path: Vec<Step> = kind.pod_spec_path().iter().map(|&key| key.into()).collect();
-    path.extend([Step::from("containers"), index.into()]);
-    path
+    path_under(kind.pod_spec_path(), ["containers".into(), index.into()])
 }
 
 /// The path of the env list of a workload's container, by the container's index.
 pub(super) fn env_path(kind: WorkloadKind, index: usize) -> Vec<Step> {
-    let mut path = container_path(kind, index);
-    path.push("env".into());
-    path
+    path_under(
+        kind.pod_spec_path(),
+        ["containers".into(), index.into(), "env".into()],
+    )
 }
 
 /// The path of a pod annotation of a workload.
 fn annotation_path(kind: WorkloadKind, key: &str) -> Vec<Step> {
-    let mut path: Vec<Step> = kind
-        .pod_metadata_path()
-        .iter()
-        .map(|&key| key.into())
-        .collect();
-    path.extend([Step::from("annotations"), key.into()]);
-    path
+    path_under(kind.pod_metadata_path(), ["annotations".into(), key.into()])
 }
 
 /// A container found in a workload: its index and the container, an object.

@@ -213,10 +213,9 @@ fn code_changes(
         return Vec::new();
     }
     let before = find_container(request.old_object, request.kind, &settings.container_name);
-    let now = kept;
     CODE_FIELDS
         .into_iter()
-        .filter(|field| before.and_then(|c| c.get(*field)) != now.and_then(|c| c.get(*field)))
+        .filter(|field| before.and_then(|c| c.get(*field)) != kept.and_then(|c| c.get(*field)))
         .collect()
 }
 

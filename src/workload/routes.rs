@@ -24,7 +24,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::object::{container_slot, env_path};
-use super::{WorkloadKind, WorkloadRequest, env};
+use super::{WorkloadRequest, env};
 use crate::decision::{Decision, Verdict};
 use crate::edits::Edits;
 use crate::settings::{OnCredentialRoute, Settings};
@@ -310,13 +310,6 @@ pub fn pod_routes(pod_spec: &Value) -> Vec<Route> {
     routes
 }
 
-/// The pod spec of a workload (the Pod's, or the StatefulSet's template's).
-fn pod_spec(object: &Value, kind: WorkloadKind) -> Option<&Value> {
-    kind.pod_spec_path()
-        .iter()
-        .try_fold(object, |value, key| value.get(*key))
-}
-
 /// ` (configMapRef "x")` or ` (secretRef "y")`: which source an `envFrom` entry reads.
 fn env_from_source(source: &Value) -> String {
     ["configMapRef", "secretRef"]
@@ -414,7 +407,8 @@ pub(super) fn weigh(
             let mut routes = credential_routes(container, env);
             // Edits change only the container's env and the pod's annotations.
             routes.extend(
-                pod_spec(object, request.kind)
+                object
+                    .at(request.kind.pod_spec_path())
                     .map(pod_routes)
                     .unwrap_or_default(),
             );
@@ -452,6 +446,7 @@ pub(super) fn weigh(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::WorkloadKind;
     use serde_json::json;
 
     fn described(container: &Value) -> Vec<String> {
