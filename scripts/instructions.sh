@@ -43,14 +43,15 @@ FAST_MAX_RATIO=1.05                      # fast path: policy <= 1.05x the floor
 INJECT_MAX_OWN=$((START_INJECT_OWN / 2)) # inject path: own <= half the starting own
 REVIEW_MAX_OWN=$((START_REVIEW_OWN / 2)) # review path: own <= half the starting own
 SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floor (issue 22)
-# Gates: what this build achieves, plus 1%, so any regression fails make test. A count is exact
-# for one compiler, so the gates are per toolchain (target/wasm/toolchain, written by
-# scripts/build-wasm.sh); with any other, the figures are printed and no gate is checked.
+# Gates: what this build achieves, plus about 1% of the path's count, so any regression fails
+# make test. A count is exact for one compiler, so the gates are per toolchain
+# (target/wasm/toolchain, written by scripts/build-wasm.sh); with any other, the figures are
+# printed and no gate is checked.
 case $TOOLCHAIN in
   "rustc 1.95.0 (59807616e 2026-04-14), rustup")
-    GATE_FAST_RATIO=0.60 GATE_INJECT_OWN=305300 GATE_REVIEW_OWN=29600 GATE_SECRET_RATIO=1.21 ;;
+    GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=189700 GATE_REVIEW_OWN=3300 GATE_SECRET_RATIO=1.14 ;;
   "rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball), debian")
-    GATE_FAST_RATIO=0.60 GATE_INJECT_OWN=317200 GATE_REVIEW_OWN=33400 GATE_SECRET_RATIO=1.22 ;;
+    GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=192000 GATE_REVIEW_OWN=2300 GATE_SECRET_RATIO=1.13 ;;
   *) GATED=no ;;
 esac
 # --- end of budgets ---
