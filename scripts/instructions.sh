@@ -49,7 +49,7 @@ SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floo
 # printed and no gate is checked.
 case $TOOLCHAIN in
   "rustc 1.95.0 (59807616e 2026-04-14), rustup")
-    GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=189700 GATE_REVIEW_OWN=3300 GATE_SECRET_RATIO=1.14 ;;
+    GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=172600 GATE_REVIEW_OWN=2000 GATE_SECRET_RATIO=1.13 ;;
   "rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball), debian")
     GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=192000 GATE_REVIEW_OWN=2300 GATE_SECRET_RATIO=1.13 ;;
   *) GATED=no ;;

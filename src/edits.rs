@@ -157,9 +157,13 @@ fn apply(object: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), 
             *slot = value;
         }
         (current, Step::Key(key), Some(value)) => {
-            object_of(current)
-                .ok_or_else(|| dotted(parents))?
-                .insert(key.clone(), value);
+            let map = object_of(current).ok_or_else(|| dotted(parents))?;
+            match map.get_mut(key) {
+                Some(slot) => *slot = value,
+                None => {
+                    map.insert(key.clone(), value);
+                }
+            }
         }
         (Value::Object(map), Step::Key(key), None) => {
             map.remove(key);
@@ -169,12 +173,16 @@ fn apply(object: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), 
     Ok(())
 }
 
-/// The child at `step`, an object created for a key that is missing or null.
+/// The child at `step`, an object created for a key that is missing or null. The key is copied
+/// only when it is missing (an edit's path mostly runs through existing fields).
 fn child<'v>(value: &'v mut Value, step: &Step) -> Option<&'v mut Value> {
     match step {
         Step::Key(key) => {
-            let slot = object_of(value)?.entry(key.clone()).or_insert(Value::Null);
-            Some(slot)
+            let map = object_of(value)?;
+            if !map.contains_key(key) {
+                map.insert(key.clone(), Value::Null);
+            }
+            map.get_mut(key)
         }
         Step::Index(index) => value.as_array_mut()?.get_mut(*index),
     }

@@ -150,11 +150,13 @@ fn strings_of<'v>(container: &'v Value, field: &str) -> impl Iterator<Item = (us
 /// policy gives it), in the order of its fields.
 pub fn credential_routes(container: &Value, env: &[Value]) -> Vec<Route> {
     let mut routes = Vec::new();
-    let entries: Vec<(usize, &Value)> = env.iter().enumerate().collect();
-    for (index, entry) in &entries {
-        let Some(name) = env::entry_name(entry) else {
-            continue;
-        };
+    // The named entries, each name read once.
+    let entries: Vec<NamedEntry<'_>> = env
+        .iter()
+        .enumerate()
+        .filter_map(|(index, entry)| Some((index, env::entry_name(entry)?, entry)))
+        .collect();
+    for &(index, name, entry) in &entries {
         if let Some((_, effect)) = ROUTE_VARIABLES.iter().find(|(route, _)| *route == name) {
             routes.push(Route {
                 place: format!("env[{index}] {name}"),
@@ -324,17 +326,18 @@ fn env_from_source(source: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// An env entry with a name: its index, its name and the entry.
+type NamedEntry<'v> = (usize, &'v str, &'v Value);
+
 /// Managed variables defined more than once in ways that can differ: kubelet uses the last,
 /// the endpoint check after a failed lookup reads the first. Copies of one definition (what
 /// `env::merge` leaves of duplicates) agree, unless an expansion makes them depend on position.
-fn repeated_definitions(entries: &[(usize, &Value)]) -> Vec<Route> {
+fn repeated_definitions(entries: &[NamedEntry<'_>]) -> Vec<Route> {
     let mut routes = Vec::new();
     for name in env::MANAGED {
-        let defined: Vec<&(usize, &Value)> = entries
-            .iter()
-            .filter(|(_, entry)| env::entry_name(entry) == Some(name))
-            .collect();
-        let [(_, first), _, ..] = defined.as_slice() else {
+        let defined = || entries.iter().filter(move |(_, named, _)| *named == name);
+        let mut definitions = defined();
+        let (Some(&(_, _, first)), Some(_)) = (definitions.next(), definitions.next()) else {
             continue;
         };
         let expands = |entry: &Value| {
@@ -343,15 +346,13 @@ fn repeated_definitions(entries: &[(usize, &Value)]) -> Vec<Route> {
                 .and_then(Value::as_str)
                 .is_some_and(|value| !references(value).is_empty())
         };
-        let agree = defined
-            .iter()
-            .all(|(_, entry)| env::same_definition(entry, first) && !expands(entry));
+        let agree =
+            defined().all(|(_, _, entry)| env::same_definition(entry, first) && !expands(entry));
         if agree {
             continue;
         }
-        let places: Vec<String> = defined
-            .iter()
-            .map(|(index, _)| format!("env[{index}]"))
+        let places: Vec<String> = defined()
+            .map(|(index, _, _)| format!("env[{index}]"))
             .collect();
         routes.push(Route {
             place: format!("{} {name}", places.join(", ")),
