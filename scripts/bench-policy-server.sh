@@ -7,7 +7,15 @@
 # stopped on exit.
 #
 #   POLICY_SERVER=… ANNOTATE=kwctl|policy-runner scripts/bench-policy-server.sh
-#   REQUESTS (per run, 2000), CONCURRENCY (4), ROUNDS (5), MEMORY_REQUESTS (10000)
+#   REQUESTS (per run, 2000), CONCURRENCY (4), ROUNDS (5), MEMORY_REQUESTS (10000),
+#   SERVER_CPU (the last CPU) and CLIENT_CPU (the first), or PIN=no
+#
+# With two CPUs or more, policy-server has one CPU to itself, and the client and the stand-in
+# API another (taskset): a request handed between policy-server's threads then never waits for
+# another CPU to wake, which on a 2-CPU VM moved single evaluations by hundreds of µs
+# (scripts/bench-kwctl.sh measures it), and neither the client nor the stand-in takes the
+# server's CPU. (The stand-in beside policy-server made every fresh DittoServer lookup wait for
+# it, about 2 ms at p50, which the policy and its floors share: it flattered the ratios.)
 #
 # Client: ApacheBench (`ab`, Debian's apache2-utils), C, one event loop, keep-alive. Why it is not
 # the bottleneck is measured, not assumed: its own CPU time per run is printed beside the
@@ -109,7 +117,17 @@ target/tool/kit-policies deploy "file://$(realpath "$POLICY")" |
 # Info level, as deployed: debug logging would be part of what is measured.
 start_policy_server "$dir" "$dir/policies.yml"
 pid=$(<"$dir/policy-server.pid")
+client=()
+if [[ ${PIN:-yes} != no ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
+  cpus=$(taskset -c -p $$ | sed 's/.*: //')
+  SERVER_CPU=${SERVER_CPU:-$(taskset -c -p $$ | awk -F'[,-]' '{ print $NF }')}
+  CLIENT_CPU=${CLIENT_CPU:-$(sed 's/[,-].*//' <<<"$cpus")}
+  taskset -a -p -c "$SERVER_CPU" "$pid" >/dev/null
+  taskset -a -p -c "$CLIENT_CPU" "$(<"$dir/api.pid")" >/dev/null
+  client=(taskset -c "$CLIENT_CPU")
+fi
 echo "policy-server: $("$POLICY_SERVER" --version | head -n 1), $(nproc) CPUs, default workers; client: $(ab -V | head -n 1)"
+echo "$(if ((${#client[@]})); then echo "policy-server on CPU $SERVER_CPU, the client and the stand-in API on CPU $CLIENT_CPU"; else echo "not pinned to CPUs"; fi)"
 echo "module: $POLICY ($(stat -c %s "$POLICY") bytes); floor: $FLOOR, annotated ($(stat -c %s "$dir/floor.wasm") bytes)"
 
 for name in pod-create pod-create-not-dittofs pod-create-injected secret-create-unnamed; do
@@ -123,7 +141,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 load() {
   local policy=$1 review=$2 n=$3 before after
   before=$(cpu_ticks "$pid")
-  { time ab -q -k -n "$n" -c "$CONCURRENCY" -T application/json -p "$dir/$review" \
+  { time "${client[@]}" ab -q -k -n "$n" -c "$CONCURRENCY" -T application/json -p "$dir/$review" \
       -e "$dir/percentiles.csv" "$PS_URL/validate/$policy" >"$dir/ab.out" 2>"$dir/ab.err"; } 2>"$dir/time.out" ||
     { cat "$dir/ab.err" "$dir/ab.out" >&2; return 1; }
   after=$(cpu_ticks "$pid")
@@ -172,7 +190,7 @@ done
 
 # The client's ceiling: policy-server answers an unknown policy id with 404 after the same TLS
 # and HTTP work, evaluating nothing (ab counts the 404s as non-2xx, so read its own figures).
-{ time ab -q -k -n "$REQUESTS" -c "$CONCURRENCY" -T application/json -p "$dir/pod-create.review" \
+{ time "${client[@]}" ab -q -k -n "$REQUESTS" -c "$CONCURRENCY" -T application/json -p "$dir/pod-create.review" \
     "$PS_URL/validate/no-such-policy" >"$dir/ab.out" 2>&1; } 2>"$dir/time.out" || true
 ceiling=$(awk '/^Requests per second:/ { print $4 }' "$dir/ab.out")
 read -r ceiling_wall ceiling_user ceiling_sys <"$dir/time.out"
