@@ -20,8 +20,8 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
 use wapc::{ModuleState, WebAssemblyEngineProvider, wapc_functions};
@@ -42,14 +42,39 @@ const ERRNO_IO: i32 = 29;
 /// more than any evaluation can spend (about 10^18 instructions).
 const FUEL_TANK: u64 = i64::MAX as u64;
 
-/// The instructions (fuel units) the latest guest call spent, on any instance of one module.
+/// The instructions (fuel units) the latest guest call spent, on any instance of one module,
+/// and what it had spent at each of its host calls: where the instructions go, phase by phase.
 #[derive(Clone, Default)]
-pub struct InstructionCounter(Arc<AtomicU64>);
+pub struct InstructionCounter {
+    spent: Arc<AtomicU64>,
+    host_calls: Arc<Mutex<Vec<(String, u64)>>>,
+}
 
 impl InstructionCounter {
     /// The count of the latest `__guest_call`; 0 before any.
     pub fn last_call(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.spent.load(Ordering::SeqCst)
+    }
+
+    /// The host calls (`namespace/operation`) of the latest `__guest_call`, each with the
+    /// instructions spent before it.
+    pub fn last_call_host_calls(&self) -> Vec<(String, u64)> {
+        self.host_calls
+            .lock()
+            .map(|calls| calls.clone())
+            .unwrap_or_default()
+    }
+
+    fn start_call(&self) {
+        if let Ok(mut calls) = self.host_calls.lock() {
+            calls.clear();
+        }
+    }
+
+    fn record_host_call(&self, call: String, spent: u64) {
+        if let Ok(mut calls) = self.host_calls.lock() {
+            calls.push((call, spent));
+        }
     }
 }
 
@@ -87,7 +112,7 @@ impl CompiledModule {
     pub fn provider(&self) -> Result<Box<dyn WebAssemblyEngineProvider>> {
         let state = GuestState {
             host: None,
-            fixed_random: self.counter.is_some(),
+            counter: self.counter.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         if self.counter.is_some() {
@@ -104,9 +129,9 @@ impl CompiledModule {
 #[derive(Default)]
 struct GuestState {
     host: Option<Arc<ModuleState>>,
-    /// `random_get` gives zeros: set when counting instructions, so that a guest seeding its
-    /// hash maps from it (Rust's `HashMap`) executes the same instructions on every run.
-    fixed_random: bool,
+    /// Set when counting instructions; then `random_get` gives zeros, so that a guest seeding
+    /// its hash maps from it (Rust's `HashMap`) executes the same instructions on every run.
+    counter: Option<InstructionCounter>,
 }
 
 impl GuestState {
@@ -154,13 +179,14 @@ impl WebAssemblyEngineProvider for Provider {
             .guest_call
             .clone()
             .ok_or("the module is not initialised")?;
-        if self.compiled.counter.is_some() {
+        if let Some(counter) = &self.compiled.counter {
+            counter.start_call();
             self.store.set_fuel(FUEL_TANK)?;
         }
         let outcome = guest_call.call(&mut self.store, (op_length, msg_length));
         if let Some(counter) = &self.compiled.counter {
             let spent = FUEL_TANK.saturating_sub(self.store.get_fuel()?);
-            counter.0.store(spent, Ordering::SeqCst);
+            counter.spent.store(spent, Ordering::SeqCst);
         }
         match outcome {
             Ok(result) => Ok(result),
@@ -311,6 +337,10 @@ fn add_wapc(linker: &mut Linker<GuestState>) -> Result<()> {
             let namespace = read_str(&caller, memory, ns_ptr, ns_len)?;
             let operation = read_str(&caller, memory, op_ptr, op_len)?;
             let payload = read(&caller, memory, ptr, len)?;
+            if let Some(counter) = &caller.data().counter {
+                let spent = FUEL_TANK.saturating_sub(caller.get_fuel()?);
+                counter.record_host_call(format!("{namespace}/{operation}"), spent);
+            }
             Ok(host
                 .do_host_call(&binding, &namespace, &operation, &payload)
                 .unwrap_or(0))
@@ -458,7 +488,7 @@ fn add_wasi(linker: &mut Linker<GuestState>) -> Result<()> {
                 return Err(wasmtime::format_err!("out of bounds memory access"));
             }
             let mut bytes = vec![0; len as u32 as usize];
-            let filled = if caller.data().fixed_random {
+            let filled = if caller.data().counter.is_some() {
                 Ok(())
             } else {
                 std::fs::File::open("/dev/urandom")

@@ -52,6 +52,15 @@ impl Policy {
         self.counter.as_ref().map(InstructionCounter::last_call)
     }
 
+    /// The latest guest call's host calls with the instructions spent before each, when
+    /// loaded with `load_counting` (empty otherwise).
+    pub fn last_call_host_calls(&self) -> Vec<(String, u64)> {
+        self.counter
+            .as_ref()
+            .map(InstructionCounter::last_call_host_calls)
+            .unwrap_or_default()
+    }
+
     /// A fresh instance whose host calls go to `host`.
     pub fn instantiate(&self, host: Arc<Host>) -> Result<WapcHost> {
         WapcHost::new(
@@ -544,6 +553,30 @@ mod tests {
             true,
         );
         response.status.unwrap().message.unwrap()
+    }
+
+    #[test]
+    fn each_host_call_is_listed_with_the_instructions_spent_before_it() {
+        let policy = Policy::load_counting(&forwarding_host_errors()).unwrap();
+        let host = Arc::new(Host::new(Vec::new(), Replay::new(Vec::new(), false)));
+        let instance = policy.instantiate(host).unwrap();
+        for _ in 0..2 {
+            instance.call("validate", b"{}").ok();
+            let calls = policy.last_call_host_calls();
+            let [(call, before)] = calls.as_slice() else {
+                panic!("one host call per guest call, listed once: {calls:?}");
+            };
+            assert_eq!(call, "kubernetes/get_resource");
+            // Before the call, its eight operands; after it, three more calls and their operands.
+            let total = policy.last_call_instructions().unwrap();
+            assert!(*before >= 8 && *before < total, "{before} of {total}");
+        }
+        assert!(
+            Policy::load(&forwarding_host_errors())
+                .unwrap()
+                .last_call_host_calls()
+                .is_empty()
+        );
     }
 
     /// kwctl 1.35 reports exactly this for the same guest and session (checked by hand).

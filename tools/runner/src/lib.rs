@@ -48,6 +48,8 @@ enum Command {
         /// (nop, drop, block, loop, else, end, return, unreachable free) plus one per byte that
         /// memory.copy/fill/init moves; instantiation, settings validation and the host's work
         /// are not counted. The same module, request and session give the same count every run.
+        /// Each host call is listed first with the count so far (`validate: host call
+        /// kubernetes/get_resource after N instructions`): a profile of the evaluation by phase.
         #[arg(long)]
         count_instructions: bool,
     },
@@ -399,6 +401,9 @@ pub fn main() -> ExitCode {
                 let instance = p.policy.instantiate(p.host.clone())?;
                 let response = evaluate::evaluate(&instance, &p.request, &p.settings, p.policy.allows_mutation());
                 if let Some(instructions) = p.policy.last_call_instructions() {
+                    for (call, spent) in p.policy.last_call_host_calls() {
+                        eprintln!("validate: host call {call} after {spent} instructions");
+                    }
                     eprintln!("validate: {instructions} instructions (wasmtime fuel)");
                 }
                 warn_about_leftovers(&p.host);
