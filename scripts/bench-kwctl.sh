@@ -8,7 +8,7 @@
 #
 #   KWCTL=../shared/tools/kwctl/kwctl scripts/bench-kwctl.sh
 #   POLICY (policy.wasm), FLOOR (target/floor-policy.wasm), USAGE (README.md), ROUNDS (5), WARM_UP (1 s),
-#   MEASURE (2 s), PIN_CPU (0; "none" to not pin)
+#   MEASURE (2 s), PIN_CPU (the first CPU this may use; "none" to not pin)
 #
 # kwctl and the stand-in API run on one CPU (PIN_CPU, with taskset). A fresh lookup hands the
 # request from the evaluating thread to kwctl's runtime, to the stand-in and back; each handoff
@@ -102,9 +102,10 @@ cluster() { # BULK
 cluster 0
 start_fake_api "$dir"
 export KUBECONFIG=$dir/kubeconfig
-PIN_CPU=${PIN_CPU:-0}
 pinned=()
-if [[ $PIN_CPU != none ]] && command -v taskset >/dev/null; then
+if [[ ${PIN_CPU:-} != none ]] && command -v taskset >/dev/null; then
+  # The first CPU this may use ("0,1", "2-3", ...).
+  PIN_CPU=${PIN_CPU:-$(taskset -c -p $$ | sed 's/.*: //; s/[,-].*//')}
   taskset -a -p -c "$PIN_CPU" "$(<"$dir/api.pid")" >/dev/null
   pinned=(taskset -c "$PIN_CPU")
 fi

@@ -119,8 +119,8 @@ start_policy_server "$dir" "$dir/policies.yml"
 pid=$(<"$dir/policy-server.pid")
 client=()
 if [[ ${PIN:-yes} != no ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
-  cpus=$(taskset -c -p $$ | sed 's/.*: //')
-  SERVER_CPU=${SERVER_CPU:-$(taskset -c -p $$ | awk -F'[,-]' '{ print $NF }')}
+  cpus=$(taskset -c -p $$ | sed 's/.*: //') # the CPUs this may use: "0,1", "0-3", "2,5-7"
+  SERVER_CPU=${SERVER_CPU:-$(awk -F'[,-]' '{ print $NF }' <<<"$cpus")}
   CLIENT_CPU=${CLIENT_CPU:-$(sed 's/[,-].*//' <<<"$cpus")}
   taskset -a -p -c "$SERVER_CPU" "$pid" >/dev/null
   taskset -a -p -c "$CLIENT_CPU" "$(<"$dir/api.pid")" >/dev/null
