@@ -49,7 +49,7 @@ enum Command {
         /// memory.copy/fill/init moves; instantiation, settings validation and the host's work
         /// are not counted. The same module, request and session give the same count every run.
         /// Each host call is listed first with the count so far (`validate: host call
-        /// kubernetes/get_resource after N instructions`): a profile of the evaluation by phase.
+        /// "kubernetes/get_resource" after N instructions`): a profile of the evaluation by phase.
         #[arg(long)]
         count_instructions: bool,
     },
@@ -402,7 +402,7 @@ pub fn main() -> ExitCode {
                 let response = evaluate::evaluate(&instance, &p.request, &p.settings, p.policy.allows_mutation());
                 if let Some(instructions) = p.policy.last_call_instructions() {
                     for (call, spent) in p.policy.last_call_host_calls() {
-                        eprintln!("validate: host call {call} after {spent} instructions");
+                        eprintln!("validate: host call {call:?} after {spent} instructions");
                     }
                     eprintln!("validate: {instructions} instructions (wasmtime fuel)");
                 }
