@@ -2,7 +2,7 @@
 # and `runner` (the kwctl-compatible tool used where kwctl is not installed; `registry-runner`
 # is the same tool with push and pull).
 
-SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock .cargo/config.toml scripts/build-wasm.sh
 RUNNER_SOURCES := $(shell find tools/runner/src -name '*.rs') tools/runner/Cargo.toml Cargo.lock
 RUNNER := target/tool/policy-runner
 # The runner with the registry client (push, pull, run registry://…), for make push and
@@ -75,7 +75,9 @@ demo: annotated-policy.wasm $(if $(filter $(RUNNER),$(KWCTL)),$(RUNNER))
 	scripts/ensure-tools.sh jq
 	KWCTL=$(KWCTL) scripts/demo.sh
 
-target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.lock
+# Built as the policy is (Cargo.toml's profile, the build script): a change to either rebuilds both.
+target/floor-policy.wasm: tools/floor-policy/src/lib.rs tools/floor-policy/Cargo.toml Cargo.toml Cargo.lock \
+  .cargo/config.toml scripts/build-wasm.sh
 	scripts/build-wasm.sh floor-policy target/floor-policy.wasm
 
 # Instructions per decision (issue 24): the WebAssembly instructions of one `validate` call of the

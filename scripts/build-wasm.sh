@@ -28,7 +28,8 @@ immediate_abort=(-Zunstable-options -Cpanic=immediate-abort)
 # policy crate's opt-level (2, Cargo.toml); LLVM's inliner limited to 100 (O2's own is 225)
 # keeps most of the speed for half the growth. Counted (scripts/instructions.sh, rustc 1.95.0):
 # an injection's own instructions 301 k at "s", 165 k at 2, 185 k at 2 with this limit; the module
-# 311 KB, 340 KB, 326 KB.
+# 311 KB, 340 KB, 326 KB. (RUSTFLAGS replace .cargo/config.toml's, which gives a plain cargo build
+# the same limit.)
 inlining=(-Cllvm-args=-inline-threshold=100)
 # The std built from source takes the release profile ("z"); its own build uses 3. Counted
 # (scripts/instructions.sh): alloc at 3 (allocation, growth, copies) takes 12% off an injection's
