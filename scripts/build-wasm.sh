@@ -24,13 +24,16 @@ package=${1:-dittofs-s3-policy}
 output=${2:-policy.wasm}
 debian_packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc)
 immediate_abort=(-Zunstable-options -Cpanic=immediate-abort)
-# Speed within the size budget. Link-time optimisation re-optimises the whole module at the
-# policy crate's opt-level (2, Cargo.toml); LLVM's inliner limited to 100 (O2's own is 225)
-# keeps most of the speed for half the growth. Counted (scripts/instructions.sh, rustc 1.95.0):
-# an injection's own instructions 301 k at "s", 165 k at 2, 185 k at 2 with this limit; the module
-# 311 KB, 340 KB, 326 KB. (RUSTFLAGS replace .cargo/config.toml's, which gives a plain cargo build
-# the same limit.)
-inlining=(-Cllvm-args=-inline-threshold=100)
+# The compiler flags are given as target rustflags (`--config`), which cargo appends to
+# .cargo/config.toml's: LLVM's inliner limit (speed within the size budget, explained there)
+# then comes from one place for this build and a plain cargo build alike. RUSTFLAGS from the
+# environment would replace both.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+rustflags() { # FLAG...: a --config value adding FLAGs to the target's rustflags
+  local quoted
+  quoted=$(printf '"%s",' "$@")
+  echo "target.$target.rustflags=[${quoted%,}]"
+}
 # The std built from source takes the release profile ("z"); its own build uses 3. Counted
 # (scripts/instructions.sh): alloc at 3 (allocation, growth, copies) takes 12% off an injection's
 # own instructions and 30% off a DittoServer review's, for 2 KB; core, std and compiler_builtins
@@ -88,22 +91,22 @@ build=(build --locked --release -p "$package" --target "$target" --target-dir "$
 case "$toolchain" in
   rustup)
     rustc=rustc
-    RUSTC_BOOTSTRAP=1 RUSTFLAGS="${immediate_abort[*]} ${inlining[*]}" cargo "${build[@]}" -Zbuild-std=std,panic_abort \
-      "${std_profiles[@]}"
+    RUSTC_BOOTSTRAP=1 cargo "${build[@]}" -Zbuild-std=std,panic_abort \
+      --config "$(rustflags "${immediate_abort[@]}")" "${std_profiles[@]}"
     ;;
   debian)
     ensure_debian_toolchain
     rustc=/usr/bin/rustc
     # Debian's rustc has no bundled rust-lld: link with lld-22's wasm-ld instead.
-    RUSTC_BOOTSTRAP=1 RUSTC=$rustc \
-      RUSTFLAGS="-L native=/usr/lib/wasm32-wasi -C linker=/usr/bin/wasm-ld-22 ${immediate_abort[*]} ${inlining[*]}" \
-      /usr/bin/cargo "${build[@]}" -Zbuild-std=std,panic_abort "${std_profiles[@]}"
+    RUSTC_BOOTSTRAP=1 RUSTC=$rustc /usr/bin/cargo "${build[@]}" -Zbuild-std=std,panic_abort \
+      --config "$(rustflags -L native=/usr/lib/wasm32-wasi -C linker=/usr/bin/wasm-ld-22 "${immediate_abort[@]}")" \
+      "${std_profiles[@]}"
     ;;
   prebuilt)
     rustc=rustc
     echo "warning: no std sources for $target (rustup's rust-src or Debian's rust-web-src): panics keep" \
       "their messages and the module is about 45 KB bigger" >&2
-    RUSTFLAGS="${inlining[*]}" cargo "${build[@]}"
+    cargo "${build[@]}"
     ;;
   *) echo "unknown WASM_TOOLCHAIN '$toolchain' (rustup, debian or prebuilt)" >&2; exit 2 ;;
 esac
