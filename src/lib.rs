@@ -22,6 +22,8 @@ use kubewarden_policy_sdk::wapc_guest::{self as guest, CallResult};
 use serde::Serialize;
 
 pub mod admission;
+#[cfg(any(target_arch = "wasm32", test))]
+mod allocator;
 pub mod cluster;
 pub mod credentials;
 pub mod decision;
@@ -40,6 +42,11 @@ pub mod workload;
 use cluster::HostCluster;
 use decision::Verdict;
 use settings::Settings;
+
+/// Small blocks by size class (src/allocator.rs).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();
 
 #[unsafe(no_mangle)]
 pub extern "C" fn wapc_init() {

@@ -27,6 +27,16 @@ use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 use kubewarden_policy_sdk::wapc_guest::{self as guest, CallResult};
 use kubewarden_policy_sdk::{accept_request, protocol_version_guest};
 
+// The policy's allocator, the same file: the floor is built as the policy is, and an allocator
+// speeds up the request parse both make.
+#[cfg(target_arch = "wasm32")]
+#[path = "../../../src/allocator.rs"]
+mod allocator;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();
+
 #[unsafe(no_mangle)]
 pub extern "C" fn wapc_init() {
     guest::register_function("validate", validate);
