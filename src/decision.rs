@@ -1,6 +1,5 @@
-//! What the policy core decides, and how it becomes a Kubewarden response.
+//! What the policy core decides (src/answer.rs writes it as the `validate` answer).
 
-use kubewarden_policy_sdk::response::ValidationResponse;
 use serde_json::Value;
 
 use crate::edits::Edits;
@@ -88,25 +87,6 @@ impl Decision<Edits> {
         Decision {
             verdict,
             warnings: self.warnings,
-        }
-    }
-}
-
-impl Decision {
-    pub fn into_response(self) -> ValidationResponse {
-        let warnings = (!self.warnings.is_empty()).then_some(self.warnings);
-        let (accepted, message, mutated_object) = match self.verdict {
-            Verdict::Accept => (true, None, None),
-            Verdict::Reject(message) => (false, Some(message), None),
-            Verdict::Mutate(object) => (true, None, Some(object)),
-        };
-        ValidationResponse {
-            accepted,
-            message,
-            code: None,
-            mutated_object,
-            audit_annotations: None,
-            warnings,
         }
     }
 }

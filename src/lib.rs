@@ -24,6 +24,7 @@ use serde::Serialize;
 pub mod admission;
 #[cfg(any(target_arch = "wasm32", test))]
 mod allocator;
+mod answer;
 pub mod cluster;
 pub mod credentials;
 pub mod decision;
@@ -63,7 +64,7 @@ fn validate(payload: &[u8]) -> CallResult {
     }
     // Room for a mutated object (the payload holds it, and more) without regrowing.
     let mut response = Vec::with_capacity(payload.len());
-    serde_json::to_writer(&mut response, &decision.into_response())?;
+    answer::write(decision, &mut response)?;
     Ok(response)
 }
 
