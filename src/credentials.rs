@@ -8,7 +8,6 @@ use std::fmt;
 
 use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::dittoserver::SecretKeys;
 use crate::settings::Settings;
@@ -159,7 +158,7 @@ pub fn consumed_fields(keys: &SecretKeys) -> Vec<String> {
 /// Hashes entries that arrive sorted by key, each keyed `<HASH_SOURCE>:<key>` and framed so no
 /// two splits of the same bytes collide.
 fn hash_entries<'v>(entries: impl Iterator<Item = (&'v str, &'v [u8])>) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = hmac_sha256::Hash::new();
     // `<length of keyed>:<keyed>:<length of value>:<value>`, fed piece by piece (itoa, not
     // format!: every injection hashes).
     let mut digits = itoa::Buffer::new();
@@ -329,6 +328,7 @@ pub fn endpoint_finding(
 mod tests {
     use super::*;
     use serde_json::json;
+    use sha2::{Digest, Sha256};
 
     fn b64(text: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(text)
