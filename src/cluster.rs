@@ -312,13 +312,14 @@ pub trait Cluster {
         quoted.push('"');
         quoted.push_str(name);
         quoted.push('"');
-        // Text that is not UTF-8 is not JSON either: it is parsed, to be refused as such.
-        if std::str::from_utf8(&answer).is_ok_and(|text| !text.contains(&quoted)) {
+        let invalid = || LookupError::Failed("the host answered with invalid JSON".to_owned());
+        // Text that is not UTF-8 is not JSON either; checked once, not string by string as
+        // `from_slice` does.
+        let text = std::str::from_utf8(&answer).map_err(|_| invalid())?;
+        if !text.contains(&quoted) {
             return Ok(Vec::new());
         }
-        let answer = serde_json::from_slice(&answer)
-            .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))?;
-        list.items(answer)
+        list.items(serde_json::from_str(text).map_err(|_| invalid())?)
     }
 
     /// `fetch`, maybe from the host's cache, for a valid name only, answered with that object.
@@ -397,9 +398,12 @@ impl Cluster for HostCluster {
             &payload,
         )
         .map_err(|error| LookupError::from_host_message(object, &error.to_string()))?;
-        // A syntax error message carries no input text, but keep it out anyway.
-        serde_json::from_slice(&answer)
-            .map_err(|_| LookupError::Failed("the host answered with invalid JSON".to_owned()))
+        // A syntax error message carries no input text, but keep it out anyway. The text is
+        // checked to be UTF-8 once, not string by string as `from_slice` does.
+        std::str::from_utf8(&answer)
+            .ok()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .ok_or_else(|| LookupError::Failed("the host answered with invalid JSON".to_owned()))
     }
 
     fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<u8>, LookupError> {
