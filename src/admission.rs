@@ -293,6 +293,28 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_that_is_not_utf8_is_malformed_even_past_the_early_stop() {
+        // A Pod that is not DittoFS's: its read would stop at `metadata`, before the bad byte.
+        let pod_kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let mut raw = payload(
+            pod_kind,
+            "CREATE",
+            json!({"metadata": {"name": "p"}}),
+            json!({}),
+        );
+        let end = raw.len() - 1;
+        raw.splice(end..end, *b",\"x\":\"\xff\"");
+        let decision = decide_payload(&raw, &FakeCluster::default());
+        assert_eq!(
+            decision.verdict,
+            Verdict::Reject(format!(
+                "malformed validation request: the payload is not UTF-8 text (from byte {})",
+                end + 6
+            ))
+        );
+    }
+
+    #[test]
     fn invalid_settings_at_evaluation_reject() {
         let raw = payload(
             ditto_kind(),
