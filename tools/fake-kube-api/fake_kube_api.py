@@ -215,13 +215,28 @@ class Api:
         # (collection path, resourceVersion) -> {path: object} of each list answered, where a
         # watch from that resourceVersion starts.
         self.listed = {}
+        # ((inode, mtime, size) of the state file, its parsed contents)
+        self.cached = None
 
     def state(self):
+        """The state file's contents, parsed again only when the file changed (a test replaces
+        it by renaming another over it: a new inode; an edit in place changes its mtime)."""
         try:
-            with open(self.state_path, encoding="utf-8") as f:
-                return json.load(f)
+            stat = os.stat(self.state_path)
         except FileNotFoundError:
             return {}
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        with self.lock:
+            if self.cached is not None and self.cached[0] == key:
+                return self.cached[1]
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            return {}
+        with self.lock:
+            self.cached = (key, state)
+        return state
 
     def record(self, entry):
         with self.lock:
