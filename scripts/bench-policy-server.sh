@@ -7,7 +7,7 @@
 # stopped on exit.
 #
 #   POLICY_SERVER=… ANNOTATE=kwctl|policy-runner scripts/bench-policy-server.sh
-#   REQUESTS (per run, 6000), CONCURRENCY (4), ROUNDS (5), MEMORY_REQUESTS (10000),
+#   REQUESTS (per run, 3000), CONCURRENCY (4), ROUNDS (15), MEMORY_REQUESTS (10000),
 #   SERVER_CPU (the last CPU) and CLIENT_CPU (the first), or PIN=no
 #
 # With two CPUs or more, policy-server has one CPU to itself, and the client and the stand-in
@@ -38,9 +38,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 POLICY_SERVER=${POLICY_SERVER:-../shared/tools/policy-server/policy-server}
 ANNOTATE=${ANNOTATE:-target/tool/policy-runner}
-REQUESTS=${REQUESTS:-6000}
+REQUESTS=${REQUESTS:-3000}
 CONCURRENCY=${CONCURRENCY:-4}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-15}
 MEMORY_REQUESTS=${MEMORY_REQUESTS:-10000}
 POLICY=${POLICY:-annotated-policy.wasm}
 FLOOR=${FLOOR:-target/floor-policy.wasm}
