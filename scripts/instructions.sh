@@ -49,9 +49,9 @@ SECRET_MAX_RATIO=1.2                     # Secret write: policy <= 1.2x the floo
 # printed and no gate is checked.
 case $TOOLCHAIN in
   "rustc 1.95.0 (59807616e 2026-04-14), rustup")
-    GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=172600 GATE_REVIEW_OWN=2000 GATE_SECRET_RATIO=1.13 ;;
+    GATE_FAST_RATIO=0.53 GATE_INJECT_OWN=112000 GATE_REVIEW_OWN=-6000 GATE_SECRET_RATIO=1.065 ;;
   "rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball), debian")
-    GATE_FAST_RATIO=0.56 GATE_INJECT_OWN=174200 GATE_REVIEW_OWN=1000 GATE_SECRET_RATIO=1.13 ;;
+    GATE_FAST_RATIO=0.53 GATE_INJECT_OWN=111800 GATE_REVIEW_OWN=-6200 GATE_SECRET_RATIO=1.065 ;;
   *) GATED=no ;;
 esac
 # --- end of budgets ---
