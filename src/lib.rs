@@ -45,7 +45,7 @@ use decision::Verdict;
 use settings::Settings;
 
 /// Small blocks by size class (src/allocator.rs).
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
 static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();
 

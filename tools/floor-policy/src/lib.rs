@@ -33,7 +33,7 @@ use kubewarden_policy_sdk::{accept_request, protocol_version_guest};
 #[path = "../../../src/allocator.rs"]
 mod allocator;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
 static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();
 
