@@ -675,6 +675,41 @@ mod tests {
         LookupError::from_host_message(SECRET, message)
     }
 
+    /// A host that answers every list with the same text.
+    struct ListText(&'static [u8]);
+
+    impl Cluster for ListText {
+        fn fetch(
+            &self,
+            _: ObjectRef<'_>,
+            _: &[String],
+            _: Freshness,
+        ) -> Result<Value, LookupError> {
+            Err(LookupError::NotFound)
+        }
+
+        fn review_access(&self, _: &Requester<'_>, _: ObjectRef<'_>) -> Result<bool, LookupError> {
+            Ok(true)
+        }
+
+        fn fetch_list(&self, _: ListRef<'_>, _: &[String]) -> Result<Vec<u8>, LookupError> {
+            Ok(self.0.to_vec())
+        }
+    }
+
+    #[test]
+    fn a_list_answer_that_is_not_json_text_is_refused_and_one_not_naming_the_secret_is_empty() {
+        let list = ListRef::ditto_servers("ns");
+        let invalid = Err(LookupError::Failed(
+            "the host answered with invalid JSON".to_owned(),
+        ));
+        for text in [&b"{\"items\": [\"s\", \xff]}"[..], b"{\"items\": [\"s\""] {
+            assert_eq!(ListText(text).list_naming(list, &[], "s"), invalid);
+        }
+        let unnamed = ListText(b"{\"items\": [{\"metadata\": {\"name\": \"d\"}}]}");
+        assert_eq!(unnamed.list_naming(list, &[], "s"), Ok(Vec::new()));
+    }
+
     #[test]
     fn only_the_hosts_not_found_sentence_for_this_object_means_absent() {
         let exact = "Cannot find v1/Secret named 'x' inside of namespace 'Some(\"ns\")'";

@@ -46,21 +46,32 @@ proptest! {
     }
 }
 
+/// What a host reads from the answer: the SDK's type, as kwctl and policy-server parse it.
+fn read(decision: Decision) -> ValidationResponse {
+    serde_json::from_slice(&written(decision)).expect("hosts read it")
+}
+
 #[test]
-fn acceptances_and_rejections_are_the_sdk_answer() {
-    for decision in [
-        Decision::accept(),
-        Decision::accept().with_warnings(vec!["w".into()]),
-        Decision::reject("no \"way\""),
-    ] {
-        let expected = serde_json::to_vec(&response(decision.clone())).expect("json");
-        assert_eq!(written(decision), expected);
-    }
-    let answer: ValidationResponse =
-        serde_json::from_slice(&written(Decision::mutate(json!({"a": [1, "b"]}))))
-            .expect("hosts read it");
-    assert!(answer.accepted);
-    assert_eq!(answer.mutated_object, Some(json!({"a": [1, "b"]})));
+fn each_verdict_reads_as_the_sdk_answer() {
+    let accepted = read(Decision::accept());
+    assert!(accepted.accepted);
+    assert_eq!((accepted.message, accepted.warnings), (None, None));
+    assert!(accepted.mutated_object.is_none());
+
+    let warned = read(Decision::accept().with_warnings(vec!["w".into()]));
+    assert!(warned.accepted);
+    assert_eq!(warned.warnings, Some(vec!["w".to_owned()]));
+
+    let rejected = read(Decision::reject("no \"way\""));
+    assert!(!rejected.accepted);
+    assert_eq!(rejected.message.as_deref(), Some("no \"way\""));
+    assert!(rejected.mutated_object.is_none());
+
+    let mutated = read(Decision::mutate(json!({"a": [1, "b"]})).with_warnings(vec!["w".into()]));
+    assert!(mutated.accepted);
+    assert_eq!(mutated.mutated_object, Some(json!({"a": [1, "b"]})));
+    assert_eq!(mutated.message, None);
+    assert_eq!(mutated.warnings, Some(vec!["w".to_owned()]));
 }
 
 #[test]
