@@ -312,14 +312,11 @@ pub trait Cluster {
         quoted.push('"');
         quoted.push_str(name);
         quoted.push('"');
-        let invalid = || LookupError::Failed("the host answered with invalid JSON".to_owned());
-        // Text that is not UTF-8 is not JSON either; checked once, not string by string as
-        // `from_slice` does.
-        let text = std::str::from_utf8(&answer).map_err(|_| invalid())?;
+        let text = answer_text(&answer)?;
         if !text.contains(&quoted) {
             return Ok(Vec::new());
         }
-        list.items(serde_json::from_str(text).map_err(|_| invalid())?)
+        list.items(serde_json::from_str(text).map_err(|_| invalid_json())?)
     }
 
     /// `fetch`, maybe from the host's cache, for a valid name only, answered with that object.
@@ -357,6 +354,18 @@ fn checked_fetch<C: Cluster + ?Sized>(
 
 /// Lookups through the Kubewarden host (`kubernetes/get_resource`).
 pub struct HostCluster;
+
+/// A host's answer as text: JSON must be UTF-8, checked here once rather than string by string
+/// as `serde_json::from_slice` does (which cost each lookup thousands of instructions).
+fn answer_text(answer: &[u8]) -> Result<&str, LookupError> {
+    std::str::from_utf8(answer).map_err(|_| invalid_json())
+}
+
+/// An answer that does not parse. A parser's message carries no input text, but it is left out
+/// anyway: the answer may be a Secret.
+fn invalid_json() -> LookupError {
+    LookupError::Failed("the host answered with invalid JSON".to_owned())
+}
 
 /// The field masks of a host call, none meaning whole objects. Inserted one by one: collecting
 /// into a set sorts first, which adds kilobytes of code for one to three masks.
@@ -398,12 +407,7 @@ impl Cluster for HostCluster {
             &payload,
         )
         .map_err(|error| LookupError::from_host_message(object, &error.to_string()))?;
-        // A syntax error message carries no input text, but keep it out anyway. The text is
-        // checked to be UTF-8 once, not string by string as `from_slice` does.
-        std::str::from_utf8(&answer)
-            .ok()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .ok_or_else(|| LookupError::Failed("the host answered with invalid JSON".to_owned()))
+        serde_json::from_str(answer_text(&answer)?).map_err(|_| invalid_json())
     }
 
     fn fetch_list(&self, list: ListRef<'_>, fields: &[String]) -> Result<Vec<u8>, LookupError> {
